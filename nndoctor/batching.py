@@ -1,0 +1,129 @@
+"""Turning dataset items into batches and batches into predictions, for any input structure.
+
+Inputs may be a tensor, a tuple/list of tensors (passed as positional arguments) or a dict
+(passed as keyword arguments); model outputs may be a tensor, a tuple, a dict or an object with
+``.logits`` (Hugging Face style). Everything here is structural: no statistics, no verdicts.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch.utils.data import Dataset, default_collate
+
+from nndoctor.errors import InputError
+
+
+def item(dataset: Dataset, index: int, where: str) -> tuple[Any, Any]:
+    try:
+        value = dataset[index]
+    except Exception as exc:
+        raise InputError(
+            f"{where}: reading item {index} of the dataset raised {type(exc).__name__}: {exc}. "
+            f"Fix the dataset's __getitem__."
+        ) from exc
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        shape = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
+        raise InputError(
+            f"{where}: dataset item {index} is {shape}; nndoctor needs (input, target) pairs. "
+            f"Make __getitem__ return `return x, y` (for several inputs, `return (x1, x2), y`)."
+        )
+    return value[0], value[1]
+
+
+def dataset_size(dataset: Dataset, where: str) -> int:
+    try:
+        size = len(dataset)
+    except TypeError:
+        raise InputError(
+            f"{where}: the dataset has no len(); nndoctor needs a map-style torch.utils.data.Dataset "
+            f"(with __len__ and __getitem__), not an iterable-only one."
+        ) from None
+    if size == 0:
+        raise InputError(f"{where}: the dataset is empty. Point nndoctor at data with at least one (input, target) pair.")
+    return size
+
+
+def collate(dataset: Dataset, indices: Sequence[int], where: str) -> tuple[Any, Any]:
+    pairs = [item(dataset, i, where) for i in indices]
+    try:
+        inputs = default_collate([p[0] for p in pairs])
+        targets = default_collate([p[1] for p in pairs])
+    except Exception as exc:
+        raise InputError(
+            f"{where}: dataset items cannot be stacked into a batch ({exc}). Every input must have "
+            f"the same shape and type (tensors, numbers or numpy arrays), and likewise every target."
+        ) from None
+    return inputs, targets
+
+
+def first_batch(dataset: Dataset, where: str, size: int) -> tuple[Any, Any]:
+    n = dataset_size(dataset, where)
+    return collate(dataset, range(min(n, size)), where)
+
+
+def to_device(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device)
+    if isinstance(value, dict):
+        return {k: to_device(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(to_device(v, device) for v in value)
+    return value
+
+
+def call_model(model: torch.nn.Module, inputs: Any) -> Any:
+    if isinstance(inputs, dict):
+        return model(**inputs)
+    if isinstance(inputs, (list, tuple)):
+        return model(*inputs)
+    return model(inputs)
+
+
+def select_output(output: Any, selector: Any = None) -> torch.Tensor:
+    """The prediction inside a model's output: ``selector`` is a key, an index or an attribute;
+    without one, a tensor is itself, ``.logits``/``["logits"]`` is taken, else the first element."""
+    if selector is not None:
+        if isinstance(output, dict):
+            return output[selector]
+        if isinstance(output, (list, tuple)):
+            return output[int(selector)]
+        return getattr(output, str(selector))
+    if isinstance(output, torch.Tensor):
+        return output
+    if isinstance(output, dict):
+        return output["logits"] if "logits" in output else next(iter(output.values()))
+    if hasattr(output, "logits"):
+        return output.logits
+    if isinstance(output, (list, tuple)) and output:
+        return select_output(output[0])
+    raise TypeError(f"model returned {type(output).__name__}, which holds no tensor")
+
+
+def describe(value: Any) -> str:
+    """Shape and dtype of a (possibly nested) batch, for error messages."""
+    if isinstance(value, torch.Tensor):
+        return f"tensor {tuple(value.shape)} {str(value.dtype).replace('torch.', '')}"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {describe(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(describe(v) for v in value) + ")"
+    return type(value).__name__
+
+
+def batch_size_of(inputs: Any) -> int:
+    if isinstance(inputs, torch.Tensor):
+        return int(inputs.shape[0])
+    if isinstance(inputs, dict):
+        return batch_size_of(next(iter(inputs.values())))
+    return batch_size_of(inputs[0])
+
+
+def main_tensor(inputs: Any) -> torch.Tensor:
+    """The first tensor of a batch: what statistics about 'the input' are computed on."""
+    if isinstance(inputs, torch.Tensor):
+        return inputs
+    if isinstance(inputs, dict):
+        return main_tensor(next(iter(inputs.values())))
+    return main_tensor(inputs[0])

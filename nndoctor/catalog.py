@@ -1,0 +1,110 @@
+"""The checklist as data: reads checks/*.yaml and merges a user's threshold overrides.
+
+The YAML files live at the repository's top level (``checks/``) and ship in the wheel as
+``nndoctor/_checklist``; this module looks for the packaged copy first so that a non-editable
+install works, then for the source tree's copy (editable installs, running from a checkout).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from functools import lru_cache
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import yaml
+
+from nndoctor.errors import InputError
+
+
+@dataclass(frozen=True)
+class CheckSpec:
+    id: str
+    title: str
+    catches: str
+    section: str
+    section_order: int
+    tier: str
+    why: str
+    fix: str
+    thresholds: Mapping[str, Any] = field(default_factory=dict)
+    sources: tuple[str, ...] = ()
+
+
+def checklist_dir() -> Path:
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "_checklist", here.parent / "checks"):
+        if candidate.is_dir() and any(candidate.glob("*.yaml")):
+            return candidate
+    raise RuntimeError("nndoctor's checklist data (checks/*.yaml) is missing from this install")
+
+
+@lru_cache(maxsize=1)
+def load_catalog() -> tuple[CheckSpec, ...]:
+    """All checks in article order (section by section, in file order within a section)."""
+    specs: list[CheckSpec] = []
+    for path in sorted(checklist_dir().glob("*.yaml")):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        for entry in data["checks"]:
+            specs.append(
+                CheckSpec(
+                    id=entry["id"],
+                    title=entry["title"],
+                    catches=entry["catches"],
+                    section=data["section"],
+                    section_order=int(data["order"]),
+                    tier=str(entry.get("tier", "")),
+                    why=" ".join(str(entry["why"]).split()),
+                    fix=" ".join(str(entry["fix"]).split()),
+                    thresholds=MappingProxyType(dict(entry.get("thresholds") or {})),
+                    sources=tuple(entry.get("sources") or ()),
+                )
+            )
+    specs.sort(key=lambda s: s.section_order)  # stable: keeps file order inside a section
+    return tuple(specs)
+
+
+def catalog_ids() -> tuple[str, ...]:
+    return tuple(spec.id for spec in load_catalog())
+
+
+def get_spec(check_id: str) -> CheckSpec:
+    for spec in load_catalog():
+        if spec.id == check_id:
+            return spec
+    raise KeyError(check_id)
+
+
+def validate_ids(ids: list[str], where: str) -> list[str]:
+    """Reject unknown check ids with a message that lists the valid ones."""
+    known = catalog_ids()
+    unknown = [i for i in ids if i not in known]
+    if unknown:
+        raise InputError(
+            f"{where}: unknown check id(s) {', '.join(unknown)}. "
+            f"Valid ids are: {', '.join(known)} (see `nndoctor list`)."
+        )
+    return ids
+
+
+def with_overrides(
+    specs: tuple[CheckSpec, ...], overrides: Mapping[str, Mapping[str, Any]], where: str
+) -> tuple[CheckSpec, ...]:
+    """Apply the user's thresholds key by key; unknown ids or keys are errors, not silent no-ops."""
+    validate_ids(list(overrides), where)
+    merged = []
+    for spec in specs:
+        user = overrides.get(spec.id) or {}
+        if not isinstance(user, Mapping):
+            raise InputError(f"{where}: thresholds for {spec.id} must be a mapping of key: value.")
+        unknown = [k for k in user if k not in spec.thresholds]
+        if unknown:
+            raise InputError(
+                f"{where}: check {spec.id} has no threshold {', '.join(map(str, unknown))}. "
+                f"Its thresholds are: {', '.join(spec.thresholds) or 'none'}."
+            )
+        if user:
+            spec = replace(spec, thresholds=MappingProxyType({**spec.thresholds, **user}))
+        merged.append(spec)
+    return tuple(merged)

@@ -1,0 +1,85 @@
+"""initial_loss: the loss at initialization against its chance value (seed 002: "check that your
+initial loss is approximately -ln(1/NUM_CLASSES)").
+
+The chance value is what an uninformative prediction scores: ln(C) for cross-entropy, ln 2 for
+binary cross-entropy, and for regression the loss of predicting zeros (an untrained network's
+output is near zero). For a hand-written loss it is measured by feeding the loss all-zero logits.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from nndoctor.context import Context
+from nndoctor.probes.initial import initial_pass
+from nndoctor.result import Finding, Status
+
+
+def _prior_entropy(targets: torch.Tensor, task: str, num_classes: int) -> float | None:
+    """Entropy of the label distribution: the loss of a model that predicts just the prior."""
+    if task == "classification" and not targets.is_floating_point():
+        counts = torch.bincount(targets.reshape(-1).clamp(0, max(num_classes - 1, 0)).cpu(), minlength=num_classes).float()
+        p = counts[counts > 0] / counts.sum()
+        return float(-(p * p.log()).sum())
+    if task in ("binary", "multilabel"):
+        p = targets.float().mean().clamp(1e-6, 1 - 1e-6).item()
+        return -(p * math.log(p) + (1 - p) * math.log(1 - p))
+    return None
+
+
+def _chance(ctx: Context, output: torch.Tensor, targets: Any) -> tuple[float, str]:
+    loss = ctx.subject.loss_fn
+    task = ctx.subject.task
+    c = ctx.subject.num_classes
+    if isinstance(loss, (nn.CrossEntropyLoss, nn.NLLLoss)) or (task == "classification" and not _is_custom(loss)):
+        return math.log(c), f"ln({c}) = {math.log(c):.2f}"
+    if isinstance(loss, (nn.BCEWithLogitsLoss, nn.BCELoss)):
+        return math.log(2), "ln(2) = 0.69 per output"
+    with torch.no_grad():
+        zero = float(ctx.subject.compute_loss(torch.zeros_like(output), targets))
+    if math.isfinite(zero) and zero > 0:
+        what = "the loss of predicting zeros" if task == "regression" else "the loss of all-zero logits"
+        return zero, f"{what} = {zero:.3g}"
+    if task == "classification":
+        return math.log(c), f"ln({c}) = {math.log(c):.2f}"
+    return math.log(2), "ln(2) = 0.69 per output"
+
+
+def _is_custom(loss: Any) -> bool:
+    return not isinstance(loss, nn.modules.loss._Loss)
+
+
+def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
+    measured = ctx.shared(initial_pass)
+    loss, output, targets = measured.loss, measured.output, measured.targets
+    expected, expected_text = _chance(ctx, output, targets)
+    prior = _prior_entropy(targets, ctx.subject.task, ctx.subject.num_classes) if isinstance(targets, torch.Tensor) else None
+    metrics = {"initial_loss": loss, "expected": expected, "ratio": loss / expected if expected else None}
+    if prior is not None:
+        metrics["prior_entropy"] = prior
+    headline = f"initial loss {loss:.3g}, expected {expected_text}"
+    if not math.isfinite(loss):
+        return Finding(Status.FAIL, f"initial loss is {loss}: not finite", metrics, ("see numerics and data_integrity",))
+    if loss < 0 and ctx.subject.task != "regression":
+        return Finding(
+            Status.FAIL, f"{headline}: a negative cross-entropy", metrics,
+            ("a negative log-likelihood means the loss received probabilities, not log-probabilities",),
+            fix="Give NLLLoss log-probabilities (log_softmax), or better: emit logits and use CrossEntropyLoss.",
+        )
+    ratio = loss / expected
+    if ratio > thresholds["fail_ratio"]:
+        return Finding(Status.FAIL, f"{headline} ({ratio:.1f}x): the model is confidently wrong at init", metrics)
+    if ratio > thresholds["warn_ratio"]:
+        return Finding(Status.WARN, f"{headline} ({ratio:.1f}x chance)", metrics)
+    floor = prior if prior is not None else expected
+    if floor > 0 and loss < thresholds["low_ratio"] * floor:
+        return Finding(
+            Status.WARN, f"{headline}: suspiciously low before any training", metrics,
+            (f"below {thresholds['low_ratio']} x the loss of predicting the label prior ({floor:.3g})",),
+            fix="Make sure the targets cannot be read off the inputs (label leakage) and that the loss is the intended one.",
+        )
+    return Finding(Status.PASS, headline, metrics)

@@ -1,0 +1,98 @@
+"""What a check receives: the Subject plus shared, cached measurements ("probes").
+
+A probe is any function ``probe(ctx) -> value``; ``ctx.shared(probe)`` runs it once per run and
+hands every later caller the same value (or re-raises the same exception), so the checks that need
+one instrumented forward/backward pass or one short training run share it instead of repeating it.
+Probes work on copies of the model; nothing here changes the user's objects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, TypeVar
+
+import torch
+
+from nndoctor import batching
+from nndoctor.loading import Subject
+
+T = TypeVar("T")
+
+# Data scans hold at most this many input elements in memory (about 256 MB of float32).
+SCAN_ELEMENT_BUDGET = 64_000_000
+SCAN_MAX_SAMPLES = 2048
+
+
+@dataclass(frozen=True)
+class NonFiniteEvent:
+    """The first place a NaN/Inf appeared during some pass a check ran."""
+
+    phase: str  # e.g. "overfit_small_batch training"
+    step: int
+    where: str  # module path, "loss", or "input"
+    kind: str  # "output", "gradient", "loss", "parameter"
+
+
+@dataclass
+class Context:
+    subject: Subject
+    options: Mapping[str, Any] = field(default_factory=dict)  # run-wide switches such as quick
+    nonfinite: list[NonFiniteEvent] = field(default_factory=list)
+    _cache: dict[Any, tuple[bool, Any]] = field(default_factory=dict)
+
+    @property
+    def device(self) -> torch.device:
+        return self.subject.device
+
+    @property
+    def where(self) -> str:
+        return str(self.subject.path)
+
+    def shared(self, probe: Callable[["Context"], T], *args: Any) -> T:
+        key = (probe, args)
+        if key not in self._cache:
+            try:
+                self._cache[key] = (True, probe(self, *args))
+            except Exception as exc:  # cached so that every check using the probe reports it
+                self._cache[key] = (False, exc)
+        ok, value = self._cache[key]
+        if not ok:
+            raise value
+        return value
+
+    @property
+    def dataset_size(self) -> int:
+        return batching.dataset_size(self.subject.dataset, self.where)
+
+    def indices(self, n: int) -> list[int]:
+        """A fixed, seeded sample of n dataset indices (all of them, in order, if n >= size).
+
+        The same n gives the same indices for the whole run, so checks see the same samples."""
+        size = self.dataset_size
+        if n >= size:
+            return list(range(size))
+        generator = torch.Generator().manual_seed(self.subject.seed)
+        return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+
+    def batch(self, n: int) -> tuple[Any, Any]:
+        """n samples collated and moved to the run's device (cached per n)."""
+        return self.shared(_device_batch, n)
+
+    def scan(self) -> tuple[Any, Any]:
+        """A CPU batch large enough for data statistics (up to 2048 samples, bounded in memory)."""
+        return self.shared(_scan_batch)
+
+    def seed_everything(self, offset: int = 0) -> None:
+        torch.manual_seed(self.subject.seed + offset)
+
+
+def _device_batch(ctx: Context, n: int) -> tuple[Any, Any]:
+    batch = batching.collate(ctx.subject.dataset, ctx.indices(n), ctx.where)
+    return batching.to_device(batch, ctx.device)
+
+
+def _scan_batch(ctx: Context) -> tuple[Any, Any]:
+    inputs, _ = batching.first_batch(ctx.subject.dataset, ctx.where, size=1)
+    per_sample = max(1, batching.main_tensor(inputs).numel())
+    n = max(64, min(SCAN_MAX_SAMPLES, SCAN_ELEMENT_BUDGET // per_sample))
+    return batching.collate(ctx.subject.dataset, ctx.indices(n), ctx.where)

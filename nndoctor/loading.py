@@ -1,0 +1,374 @@
+"""model.py (+ config, + data spec) -> one Subject: what the checks examine.
+
+The model file is ordinary Python that may import modules beside it. It is executed once; the
+Subject keeps a pristine copy of the model that checks never touch (they get deep copies), so the
+user's objects are never modified.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import math
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from nndoctor import batching
+from nndoctor.config import TASKS, Config
+from nndoctor.errors import InputError
+
+MODEL_NAMES = ("build_model", "get_model", "model")
+DATASET_NAMES = ("build_dataset", "get_dataset", "dataset")
+CLASSIFICATION_LOSSES = (nn.CrossEntropyLoss, nn.NLLLoss)
+BINARY_LOSSES = (nn.BCEWithLogitsLoss, nn.BCELoss)
+REGRESSION_LOSSES = (nn.MSELoss, nn.L1Loss, nn.SmoothL1Loss, nn.HuberLoss)
+
+
+@dataclass
+class Subject:
+    """Everything the checks need, loaded once. Never hand ``model`` itself to a check: use
+    ``fresh_model()``, which returns a deep copy on the run's device."""
+
+    path: Path
+    model: nn.Module
+    dataset: Dataset
+    loss_fn: Callable[[Any, Any], torch.Tensor]
+    make_optimizer: Callable[[Any], torch.optim.Optimizer]
+    task: str
+    task_source: str
+    device: torch.device
+    seed: int = 0
+    output_width: int = 0  # last dim of the model's prediction on the first batch
+    extra_penalty: Callable[[nn.Module], torch.Tensor] | None = None
+    output_selector: Any = None
+    notes: list[str] = field(default_factory=list)
+    loss_source: str = ""
+    optimizer_source: str = ""
+
+    def fresh_model(self) -> nn.Module:
+        model = copy.deepcopy(self.model)
+        return model.to(self.device).train()
+
+    def predict(self, model: nn.Module, inputs: Any) -> torch.Tensor:
+        """Call the model and return the prediction tensor (dict/tuple/.logits outputs handled)."""
+        return batching.select_output(batching.call_model(model, inputs), self.output_selector)
+
+    def compute_loss(self, output: torch.Tensor, target: Any) -> torch.Tensor:
+        return self.loss_fn(output, target)
+
+    @property
+    def is_classification(self) -> bool:
+        return self.task == "classification"
+
+    @property
+    def num_classes(self) -> int:
+        """Classes the model can predict: its output width (2 for a single-logit binary head)."""
+        if self.task == "binary" and self.output_width == 1:
+            return 2
+        return self.output_width
+
+
+def import_model_file(path: Path) -> Any:
+    """Execute model.py as a fresh module with its folder importable; errors become InputError."""
+    if not path.exists():
+        raise InputError(f"{path} does not exist. Pass the path of your model file (model.py) or its folder.")
+    if path.is_dir():
+        candidate = path / "model.py"
+        if not candidate.is_file():
+            raise InputError(f"{path} is a folder without a model.py. Pass the model file itself.")
+        path = candidate
+    if path.suffix != ".py":
+        raise InputError(f"{path} is not a Python file. Pass a model.py (or a config with --config).")
+    name = f"nndoctor_user_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    folder = str(path.parent.resolve())
+    sys.path.insert(0, folder)
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise InputError(
+            f"{path} has a syntax error at line {exc.lineno}: {exc.msg}. "
+            f"Fix that line ({(exc.text or '').strip()!r}) and run again."
+        ) from None
+    except Exception as exc:  # user code: anything may be raised while importing it
+        raise InputError(
+            f"{path} raised {type(exc).__name__} while being imported: {exc}. "
+            f"{_user_frame(exc, path)}Fix the model file so that `python {path.name}` runs."
+        ) from exc
+    finally:
+        try:
+            sys.path.remove(folder)
+        except ValueError:
+            pass
+    module.__nndoctor_path__ = path
+    return module
+
+
+def _user_frame(exc: BaseException, path: Path) -> str:
+    """'At line N (code).' for the innermost frame of the user's file, if any."""
+    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
+    if not frames:
+        return ""
+    frame = frames[-1]
+    return f"At line {frame.lineno} ({(frame.line or '').strip()}). "
+
+
+def _find(module: Any, names: tuple[str, ...]) -> tuple[str, Any] | None:
+    for name in names:
+        if hasattr(module, name):
+            return name, getattr(module, name)
+    return None
+
+
+def _call_user(path: Path, name: str, fn: Callable, *args: Any) -> Any:
+    try:
+        return fn(*args)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(
+            f"{path}: {name}() raised {type(exc).__name__}: {exc}. {_user_frame(exc, path)}"
+            f"Fix {name}() so that it returns without error."
+        ) from exc
+
+
+def get_model(module: Any, path: Path) -> nn.Module:
+    found = _find(module, MODEL_NAMES)
+    if found is None:
+        raise InputError(
+            f"{path} defines no model. nndoctor looks for build_model() returning an nn.Module, "
+            f"get_model(), or a module-level `model` instance; define one of them."
+        )
+    name, value = found
+    model = _call_user(path, name, value) if callable(value) and not isinstance(value, nn.Module) else value
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{path}: {name} gave a {type(model).__name__}, not a torch.nn.Module. Return the model itself.")
+    # A module-level instance is the user's object: keep our own copy so nothing we do reaches it.
+    return copy.deepcopy(model) if name == "model" else model
+
+
+def get_dataset(module: Any, path: Path, config: Config) -> Dataset:
+    if config.data is not None:
+        from nndoctor import dataspec
+
+        return dataspec.load(config.data, config.path or path)
+    found = _find(module, DATASET_NAMES)
+    if found is None:
+        raise InputError(
+            f"{path} defines no dataset. nndoctor looks for build_dataset() returning a "
+            f"torch.utils.data.Dataset of (input, target) pairs, get_dataset(), or a module-level "
+            f"`dataset`; or pass a data spec with --data SPEC.yaml."
+        )
+    name, value = found
+    dataset = _call_user(path, name, value) if callable(value) and not isinstance(value, Dataset) else value
+    return dataset
+
+
+def resolve_loss(module: Any, path: Path, config: Config, task: str | None) -> tuple[Any, str]:
+    if config.loss is not None:
+        return _named_object(torch.nn, config.loss, "loss", config.path), "config"
+    loss = getattr(module, "loss_fn", None)
+    if loss is not None:
+        if isinstance(loss, type) and issubclass(loss, nn.Module):
+            raise InputError(f"{path}: loss_fn is the class {loss.__name__}; assign an instance, e.g. loss_fn = {loss.__name__}().")
+        if not callable(loss):
+            raise InputError(f"{path}: loss_fn must be a callable (output, target) -> scalar tensor.")
+        return loss, "model file"
+    return None, "default"
+
+
+def default_loss(task: str) -> nn.Module:
+    if task == "classification":
+        return nn.CrossEntropyLoss()
+    if task in ("binary", "multilabel"):
+        return nn.BCEWithLogitsLoss()
+    return nn.MSELoss()
+
+
+def resolve_optimizer(module: Any, path: Path, config: Config) -> tuple[Callable, str]:
+    if config.optimizer is not None:
+        spec = config.optimizer if isinstance(config.optimizer, dict) else {"name": config.optimizer}
+        spec = dict(spec)
+        name = spec.pop("name", None)
+        cls = getattr(torch.optim, str(name), None)
+        if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
+            raise InputError(f"Config {config.path}: optimizer name {name!r} is not a torch.optim optimizer (e.g. Adam, SGD, AdamW).")
+        return (lambda params: cls(params, **spec)), f"config ({name} {spec})"
+    factory = getattr(module, "build_optimizer", None)
+    if factory is not None:
+        if not callable(factory):
+            raise InputError(f"{path}: build_optimizer must be a function taking the model's parameters.")
+        return factory, "model file (build_optimizer)"
+    return (lambda params: torch.optim.Adam(params, lr=1e-3)), "default (Adam, lr=1e-3)"
+
+
+def _named_object(namespace: Any, spec: Any, what: str, where: Path | None) -> Any:
+    spec = spec if isinstance(spec, dict) else {"name": spec}
+    spec = dict(spec)
+    name = spec.pop("name", None)
+    cls = getattr(namespace, str(name), None)
+    if not isinstance(cls, type):
+        raise InputError(f"Config {where}: {what} name {name!r} is not in torch.nn (e.g. CrossEntropyLoss, MSELoss).")
+    try:
+        return cls(**spec)
+    except TypeError as exc:
+        raise InputError(f"Config {where}: {what} {name}: {exc}.") from None
+
+
+def infer_task(loss: Any, target: Any, output: torch.Tensor) -> tuple[str, str]:
+    """Task from the loss type first, then from the targets' dtype and values."""
+    if isinstance(loss, CLASSIFICATION_LOSSES):
+        return "classification", f"inferred from {type(loss).__name__}"
+    if isinstance(loss, BINARY_LOSSES):
+        width = output.shape[-1] if output.dim() > 1 else 1
+        task = "multilabel" if width > 1 else "binary"
+        return task, f"inferred from {type(loss).__name__} and output width {width}"
+    if isinstance(loss, REGRESSION_LOSSES):
+        return "regression", f"inferred from {type(loss).__name__}"
+    if not isinstance(target, torch.Tensor):
+        return "regression", "assumed (targets are not a tensor)"
+    if not target.is_floating_point():
+        return "classification", "inferred from integer targets"
+    values = torch.unique(target)
+    binary_values = bool(((values == 0) | (values == 1)).all())
+    width = output.shape[-1] if output.dim() > 1 else 1
+    if binary_values and width == 1:
+        return "binary", "inferred from 0/1 targets and one output"
+    if binary_values and target.dim() > 1 and target.shape[-1] == width and width > 1:
+        return "multilabel", "inferred from 0/1 target vectors"
+    return "regression", "inferred from float targets"
+
+
+def pick_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"--device {requested} was asked for, but CUDA is not available on this machine. Use --device cpu or auto.")
+    return torch.device(requested)
+
+
+def load_subject(
+    model_path: Path,
+    config: Config,
+    device: str | None = None,
+    seed: int | None = None,
+) -> Subject:
+    """Everything from a model file (and its config): the CLI's way in."""
+    seed = config.seed if seed is None else seed
+    torch.manual_seed(seed)
+    module = import_model_file(model_path)
+    path = module.__nndoctor_path__
+    model = get_model(module, path)
+    dataset = get_dataset(module, path, config)
+    loss, loss_source = resolve_loss(module, path, config, config.task)
+    make_optimizer, optimizer_source = resolve_optimizer(module, path, config)
+    task = config.task or getattr(module, "task", None)
+    penalty = getattr(module, "regularization", None)
+    return build_subject(
+        path, model, dataset, loss=loss, loss_source=loss_source, make_optimizer=make_optimizer,
+        optimizer_source=optimizer_source, task=task, device=device or config.device, seed=seed,
+        output_selector=config.output if config.output is not None else getattr(module, "output_key", None),
+        penalty=penalty if callable(penalty) else None, data_where=str(config.data or path),
+    )
+
+
+def build_subject(
+    path: Path,
+    model: nn.Module,
+    dataset: Dataset,
+    loss: Any = None,
+    loss_source: str = "given",
+    make_optimizer: Callable | None = None,
+    optimizer_source: str = "given",
+    task: str | None = None,
+    device: str = "auto",
+    seed: int = 0,
+    output_selector: Any = None,
+    penalty: Callable | None = None,
+    data_where: str | None = None,
+) -> Subject:
+    """Validate the pieces against each other on a first batch and infer what was not given."""
+    if not isinstance(model, nn.Module):
+        raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
+    if make_optimizer is None:
+        make_optimizer, optimizer_source = (lambda params: torch.optim.Adam(params, lr=1e-3)), "default (Adam, lr=1e-3)"
+    first = batching.first_batch(dataset, where=data_where or str(path), size=8)
+    run_device = pick_device(device)
+    probe_model = copy.deepcopy(model).to(run_device).eval()
+    inputs, target = batching.to_device(first, run_device)
+    try:
+        with torch.no_grad():
+            raw_output = batching.call_model(probe_model, inputs)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: the model's forward raised {type(exc).__name__} on the first batch "
+            f"(input {batching.describe(inputs)}): {exc}. {_user_frame(exc, path)}"
+            f"Make the model accept the dataset's inputs, or fix the dataset's item shapes."
+        ) from exc
+    try:
+        output = batching.select_output(raw_output, output_selector)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise InputError(
+            f"{path}: cannot find the prediction in the model's output ({type(raw_output).__name__}): {exc}. "
+            f"Set `output:` in nndoctor.yaml (a key, an index or an attribute such as logits)."
+        ) from None
+    if task is not None and task not in TASKS:
+        raise InputError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}.")
+    if task is not None:
+        task_source = "declared"
+    else:
+        task, task_source = infer_task(loss, target, output)
+    if loss is None:
+        loss = default_loss(task)
+        loss_source = f"default for {task}"
+    subject = Subject(
+        path=path,
+        model=model,
+        dataset=dataset,
+        loss_fn=loss,
+        make_optimizer=make_optimizer,
+        task=task,
+        task_source=task_source,
+        device=run_device,
+        seed=seed,
+        output_width=int(output.shape[-1]) if output.dim() > 1 else 1,
+        extra_penalty=penalty,
+        output_selector=output_selector,
+        loss_source=loss_source,
+        optimizer_source=optimizer_source,
+    )
+    _check_loss_runs(subject, output, target)
+    return subject
+
+
+def _check_loss_runs(subject: Subject, output: torch.Tensor, target: Any) -> None:
+    """The loss must accept the model's output and the targets; report a mismatch as bad input
+    unless it is one the data_integrity check explains (labels out of range, NaNs)."""
+    try:
+        value = subject.compute_loss(output, target)
+    except Exception as exc:
+        message = str(exc)
+        if "out of bounds" in message or "Target" in message and "out of" in message:
+            subject.notes.append(f"The loss rejected the first batch ({message}); see data_integrity.")
+            return
+        raise InputError(
+            f"{subject.path}: the loss ({type(subject.loss_fn).__name__}) raised {type(exc).__name__} on the "
+            f"first batch: {message}. Model output {tuple(output.shape)} {output.dtype}, target "
+            f"{batching.describe(target)}. Make the loss, the output and the targets agree "
+            f"(or declare `task:` if nndoctor inferred the wrong one: it is {subject.task}, {subject.task_source})."
+        ) from exc
+    if not isinstance(value, torch.Tensor) or value.numel() != 1:
+        raise InputError(
+            f"{subject.path}: the loss must return a scalar tensor, got "
+            f"{batching.describe(value)}. Use reduction='mean' (or return loss.mean())."
+        )
+    if not math.isfinite(float(value)):
+        subject.notes.append("The loss on the first batch is not finite; see data_integrity and numerics.")

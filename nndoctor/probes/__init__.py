@@ -1,0 +1,1 @@
+"""Shared measurements, one module per probe; checks get them through ``ctx.shared(probe)``."""

@@ -1,0 +1,1 @@
+"""Renderers: each turns a finished Report into one output format and computes nothing."""

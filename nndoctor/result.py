@@ -1,0 +1,148 @@
+"""What checks produce and reports carry: small frozen values, no rendering and no torch.
+
+A check returns a ``Finding`` (what it measured and its verdict); the runner wraps it with the
+catalog's identity (id, title, section) and its timing into a ``CheckResult``; a ``Report`` holds
+the results of one run plus what the diagnosis concluded. Renderers receive a finished Report.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+class Status(str, enum.Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "fail"
+    SKIP = "skip"
+    ERROR = "error"
+
+    @property
+    def is_problem(self) -> bool:
+        return self in (Status.WARN, Status.FAIL, Status.ERROR)
+
+
+@dataclass(frozen=True)
+class Table:
+    """Per-layer or per-class evidence: rendered as a table in Markdown, summarised in the terminal."""
+
+    title: str
+    columns: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A check's verdict with the measurements behind it.
+
+    ``evidence`` holds short human lines ("rows sum to 1.000 ± 0.000"); ``metrics`` holds the same
+    facts as numbers for JSON; ``fix`` overrides the catalog's generic fix advice when the check
+    knows something more specific.
+    """
+
+    status: Status
+    summary: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()
+    fix: str | None = None
+    plots: tuple[Any, ...] = ()  # PlotData values, drawn only when the user asks for --plots
+
+    @classmethod
+    def skip(cls, reason: str, **metrics: Any) -> "Finding":
+        return cls(Status.SKIP, reason, metrics=metrics)
+
+
+@dataclass(frozen=True)
+class PlotData:
+    """Series for one figure; nndoctor.report.plots draws it. Kept as plain data so checks never
+    import matplotlib."""
+
+    name: str  # file stem, e.g. "gradient_flow"
+    title: str
+    xlabel: str
+    ylabel: str
+    series: tuple[tuple[str, tuple[Any, ...], tuple[float, ...]], ...]  # (label, xs, ys)
+    log_y: bool = False
+    log_x: bool = False
+    kind: str = "line"  # "line" or "bar"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    title: str
+    section: str
+    status: Status
+    summary: str
+    metrics: Mapping[str, Any] = field(default_factory=dict)
+    evidence: tuple[str, ...] = ()
+    tables: tuple[Table, ...] = ()
+    fix: str | None = None
+    duration_s: float = 0.0
+    plots: tuple[PlotData, ...] = ()
+    error: str | None = None  # traceback text when status is ERROR
+
+
+@dataclass(frozen=True)
+class Cause:
+    """A likely root cause, ranked by the diagnosis from the evidence of several checks."""
+
+    title: str
+    fix: str
+    checks: tuple[str, ...]
+    score: float
+    evidence: str = ""
+    tried_fix: str | None = None  # what --try-fixes observed, if it ran
+
+
+@dataclass(frozen=True)
+class Report:
+    target: str
+    task: str
+    task_source: str
+    seed: int
+    device: str
+    results: tuple[CheckResult, ...]
+    duration_s: float = 0.0
+    causes: tuple[Cause, ...] = ()
+    notes: tuple[str, ...] = ()  # facts about the run worth stating (what was inferred, skipped)
+    fail_on: Status = Status.FAIL
+    plot_files: Mapping[str, str] = field(default_factory=dict)  # plot name -> path written
+
+    @property
+    def status(self) -> Status:
+        statuses = {r.status for r in self.results}
+        for status in (Status.FAIL, Status.ERROR, Status.WARN):
+            if status in statuses:
+                return status
+        return Status.PASS
+
+    @property
+    def passed(self) -> bool:
+        """No failed check (and no warning either when the run was asked to fail on warnings)."""
+        blocking = {Status.FAIL}
+        if self.fail_on is Status.WARN:
+            blocking.add(Status.WARN)
+        return not any(r.status in blocking for r in self.results)
+
+    def counts(self) -> dict[str, int]:
+        counts = {s.value: 0 for s in Status}
+        for r in self.results:
+            counts[r.status.value] += 1
+        return counts
+
+    def result(self, check_id: str) -> CheckResult | None:
+        return next((r for r in self.results if r.id == check_id), None)
+
+    def to_json(self) -> str:
+        from nndoctor.report import json_format
+
+        return json_format.render(self)
+
+    def to_markdown(self) -> str:
+        from nndoctor.report import markdown
+
+        return markdown.render(self)

@@ -1,0 +1,105 @@
+"""Runs the selected checks, each isolated: an exception becomes an `error` result, never a crash.
+
+Checks are modules in nndoctor.checks, one per catalog id, each defining
+``run(ctx, thresholds) -> Finding``. The runner adds identity and timing from the catalog.
+"""
+
+from __future__ import annotations
+
+import importlib
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from nndoctor.catalog import CheckSpec
+from nndoctor.context import Context
+from nndoctor.result import CheckResult, Finding, Status
+
+# The costliest checks (short training runs); --quick skips them.
+COSTLY = ("lr_range", "easy_data", "prediction_collapse", "input_dependence")
+
+
+@dataclass(frozen=True)
+class Selection:
+    to_run: tuple[CheckSpec, ...]
+    skipped: tuple[tuple[CheckSpec, str], ...]  # (spec, why) for checks the user left out
+
+
+def select(
+    specs: Iterable[CheckSpec], only: Iterable[str] = (), skip: Iterable[str] = (), quick: bool = False
+) -> Selection:
+    only, skip = set(only), set(skip)
+    to_run, skipped = [], []
+    for spec in specs:
+        if only and spec.id not in only:
+            continue  # not asked for: not shown at all
+        if spec.id in skip:
+            skipped.append((spec, "skipped on request"))
+        elif quick and spec.id in COSTLY and spec.id not in only:
+            skipped.append((spec, "skipped by --quick (a training run)"))
+        else:
+            to_run.append(spec)
+    return Selection(tuple(to_run), tuple(skipped))
+
+
+def check_module(check_id: str):
+    return importlib.import_module(f"nndoctor.checks.{check_id}")
+
+
+def run_one(ctx: Context, spec: CheckSpec, debug: bool = False) -> CheckResult:
+    start = time.perf_counter()
+    ctx.seed_everything()  # every check starts from the same RNG state: order does not matter
+    error = None
+    try:
+        finding = check_module(spec.id).run(ctx, spec.thresholds)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as exc:
+        if debug:
+            raise
+        error = traceback.format_exc()
+        finding = Finding(Status.ERROR, f"the check crashed: {type(exc).__name__}: {exc}")
+    fix = finding.fix or spec.fix if finding.status in (Status.WARN, Status.FAIL) else None
+    return CheckResult(
+        id=spec.id,
+        title=spec.title,
+        section=spec.section,
+        status=finding.status,
+        summary=finding.summary,
+        metrics=dict(finding.metrics),
+        evidence=tuple(finding.evidence),
+        tables=tuple(finding.tables),
+        fix=fix,
+        duration_s=time.perf_counter() - start,
+        plots=tuple(finding.plots),
+        error=error,
+    )
+
+
+def skipped_result(spec: CheckSpec, why: str) -> CheckResult:
+    return CheckResult(id=spec.id, title=spec.title, section=spec.section, status=Status.SKIP, summary=why)
+
+
+def run_checks(
+    ctx: Context,
+    selection: Selection,
+    debug: bool = False,
+    on_start: Callable[[CheckSpec], None] | None = None,
+) -> tuple[CheckResult, ...]:
+    results = {}
+    for spec in selection.to_run:
+        if on_start:
+            on_start(spec)
+        results[spec.id] = run_one(ctx, spec, debug)
+    for spec, why in selection.skipped:
+        results[spec.id] = skipped_result(spec, why)
+    order = [s.id for s in (*selection.to_run, *(s for s, _ in selection.skipped))]
+    ranked = sorted(order, key=lambda i: _catalog_position(i))
+    return tuple(results[i] for i in ranked)
+
+
+def _catalog_position(check_id: str) -> int:
+    from nndoctor.catalog import catalog_ids
+
+    return catalog_ids().index(check_id)

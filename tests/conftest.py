@@ -1,0 +1,30 @@
+"""Test helpers: run one check in-process on objects and get its CheckResult."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from nndoctor import api
+from nndoctor.result import CheckResult
+
+
+def run_check(check_id: str, model, dataset, loss_fn=None, optimizer=None, task=None, thresholds=None, **kwargs: Any) -> CheckResult:
+    report = api.check(
+        model, dataset, loss_fn=loss_fn, optimizer=optimizer, task=task, only=[check_id],
+        thresholds={check_id: thresholds} if thresholds else None, device="cpu", **kwargs,
+    )
+    result = report.result(check_id)
+    assert result is not None, f"{check_id} did not run"
+    assert result.error is None, result.error
+    return result
+
+
+def run_case(check_id: str, case, **kwargs: Any) -> CheckResult:
+    return run_check(check_id, case.model, case.dataset, case.loss_fn, case.optimizer, case.task, **case.kwargs, **kwargs)
+
+
+@pytest.fixture
+def check():
+    return run_check
