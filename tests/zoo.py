@@ -32,11 +32,12 @@ def _gen(seed: int) -> torch.Generator:
 
 
 def blobs(n: int = 512, dim: int = 20, classes: int = 4, seed: int = 0) -> TensorDataset:
-    """Gaussian inputs labelled by their nearest of ``classes`` random centers (balanced-ish)."""
+    """Balanced classes: each sample is its class's random center plus unit noise, standardized."""
     g = _gen(seed)
-    x = torch.randn(n, dim, generator=g)
-    centers = torch.randn(classes, dim, generator=g) * 1.5
-    y = torch.cdist(x, centers).argmin(dim=1)
+    y = torch.arange(n) % classes
+    centers = torch.randn(classes, dim, generator=g) * 0.6
+    x = centers[y] + torch.randn(n, dim, generator=g)
+    x = (x - x.mean(0)) / x.std(0)
     return TensorDataset(x, y)
 
 
