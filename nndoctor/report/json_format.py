@@ -1,13 +1,18 @@
-"""The JSON report (schema_version 1). Non-finite floats become null so the file is valid JSON."""
+"""The JSON report (schema_version 1), for CI and scripts.
+
+Every key is always present (null when empty) so that consumers need no existence checks.
+Non-finite floats become null so the file is valid JSON; numpy/torch values become plain numbers
+or lists; anything else JSON cannot hold becomes its text.
+"""
 
 from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Mapping
 
 from nndoctor import __version__
-from nndoctor.result import Report
+from nndoctor.result import CheckResult, Report
 
 SCHEMA_VERSION = 1
 
@@ -15,13 +20,30 @@ SCHEMA_VERSION = 1
 def _clean(value: Any) -> Any:
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if isinstance(value, dict):
+    if isinstance(value, Mapping):
         return {str(k): _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
+    if isinstance(value, (list, tuple, set, frozenset)):
         return [_clean(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
-        return _clean(value.item())
+    if callable(getattr(value, "tolist", None)):  # numpy / torch scalars and arrays
+        return _clean(value.tolist())
     return value
+
+
+def _check(r: CheckResult) -> dict[str, Any]:
+    return {
+        "id": r.id,
+        "title": r.title,
+        "section": r.section,
+        "status": r.status.value,
+        "summary": r.summary,
+        "metrics": r.metrics,
+        "evidence": list(r.evidence),
+        "fix": r.fix,
+        "tables": [{"title": t.title, "columns": list(t.columns), "rows": [list(row) for row in t.rows]} for t in r.tables],
+        "plots": [p.name for p in r.plots],
+        "duration_s": round(r.duration_s, 3),
+        "error": r.error,
+    }
 
 
 def as_dict(report: Report) -> dict[str, Any]:
@@ -31,6 +53,7 @@ def as_dict(report: Report) -> dict[str, Any]:
         "target": report.target,
         "status": report.status.value,
         "passed": report.passed,
+        "fail_on": report.fail_on.value,
         "task": report.task,
         "task_source": report.task_source,
         "seed": report.seed,
@@ -43,25 +66,10 @@ def as_dict(report: Report) -> dict[str, Any]:
              "evidence": c.evidence, "tried_fix": c.tried_fix}
             for c in report.causes
         ],
-        "checks": [
-            {
-                "id": r.id,
-                "title": r.title,
-                "section": r.section,
-                "status": r.status.value,
-                "summary": r.summary,
-                "metrics": r.metrics,
-                "evidence": list(r.evidence),
-                "fix": r.fix,
-                "tables": [{"title": t.title, "columns": list(t.columns), "rows": [list(row) for row in t.rows]} for t in r.tables],
-                "duration_s": round(r.duration_s, 3),
-                **({"error": r.error} if r.error else {}),
-            }
-            for r in report.results
-        ],
-        "plots": dict(report.plot_files),
+        "checks": [_check(r) for r in report.results],
+        "plots": dict(report.plot_files),  # plot name -> file written by --plots
     }
 
 
 def render(report: Report) -> str:
-    return json.dumps(_clean(as_dict(report)), indent=2, allow_nan=False) + "\n"
+    return json.dumps(_clean(as_dict(report)), indent=2, allow_nan=False, ensure_ascii=False, default=str) + "\n"
