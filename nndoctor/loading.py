@@ -101,7 +101,7 @@ def import_model_file(path: Path) -> Any:
     except Exception as exc:  # user code: anything may be raised while importing it
         raise InputError(
             f"{path} raised {type(exc).__name__} while being imported: {exc}. "
-            f"{_user_frame(exc, path)}Fix the model file so that `python {path.name}` runs."
+            f"{_user_frame(exc, path)}Fix {path.name} so that `python {path.name}` runs."
         ) from exc
     finally:
         try:
@@ -276,8 +276,16 @@ def load_subject(
         path, model, dataset, loss=loss, loss_source=loss_source, make_optimizer=make_optimizer,
         optimizer_source=optimizer_source, task=task, device=device or config.device, seed=seed,
         output_selector=config.output if config.output is not None else getattr(module, "output_key", None),
-        penalty=penalty if callable(penalty) else None, data_where=str(config.data or path),
+        penalty=penalty if callable(penalty) else None, data_where=_data_where(config, path),
     )
+
+
+def _data_where(config: Config, model_path: Path) -> str:
+    """How messages about the data name its source: the spec file, the config holding an inline
+    spec, or the model file."""
+    if isinstance(config.data, Path):
+        return str(config.data)
+    return f"Config {config.path} (data:)" if config.data is not None else str(model_path)
 
 
 def build_subject(
