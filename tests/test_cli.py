@@ -8,21 +8,25 @@ holding nothing but JSON) run in a subprocess.
 from __future__ import annotations
 
 import importlib.machinery
+import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
 import types
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 from rich.cells import cell_len
+from rich.console import Console
 from typer.testing import CliRunner
 
 from nndoctor import catalog
 from nndoctor.cli import app
-from nndoctor.result import Finding, PlotData, Status
+from nndoctor.result import Finding, PlotData, Status, Table
 
 STATUSES = {s.value for s in Status}
 
@@ -98,9 +102,11 @@ def leaky_model(tmp_path: Path) -> Path:
     return _write(tmp_path, "leaky_model.py", LEAKY_MODEL)
 
 
-def invoke(*args):
-    """Run `nndoctor ARGS` in-process on an 80-column terminal; stdout and stderr kept apart."""
-    return CliRunner().invoke(app, [str(a) for a in args], env={"COLUMNS": "80"}, catch_exceptions=False)
+def invoke(*args, env=None):
+    """Run `nndoctor ARGS` in-process on an 80-column terminal; stdout and stderr kept apart.
+    The CI variables are cleared (None unsets), so that the suite behaves the same in a CI job."""
+    env = {"COLUMNS": "80", "CI": None, "GITHUB_ACTIONS": None, **(env or {})}
+    return CliRunner().invoke(app, [str(a) for a in args], env=env, catch_exceptions=False)
 
 
 def flat(text: str) -> str:
@@ -163,6 +169,8 @@ def test_fail_on_warn_turns_a_warning_into_exit_1(leaky_model):
         (["--skip", "typo_check"], "typo_check"),
         (["--device", "tpu"], "--device"),
         (["--json", "-", "--report", "-"], "both ask for stdout"),
+        (["--format", "json", "--junit", "-"], "--junit - and --format json both ask for stdout"),
+        (["--quiet", "--verbose"], "contradict"),
     ],
 )
 def test_unusable_options_exit_2_before_running(sound_model, extra, message):
@@ -180,7 +188,9 @@ def test_unknown_check_id_lists_the_valid_ones(sound_model):
 
 
 def test_output_paths_of_the_wrong_kind_are_rejected_up_front(sound_model, tmp_path):
-    for option, path, message in (("--report", tmp_path, "is a folder"), ("--plots", sound_model, "is a file")):
+    for option, path, message in (
+        ("--report", tmp_path, "is a folder"), ("--junit", tmp_path, "is a folder"), ("--plots", sound_model, "is a file")
+    ):
         result = invoke("check", sound_model, "--only", "initial_loss", option, path)
         assert result.exit_code == 2
         assert message in flat(result.stderr) and result.stdout == ""
@@ -267,6 +277,141 @@ def test_plot_links_are_relative_to_the_markdown_file(sound_model, tmp_path, mon
     assert (markdown_folder / link).is_file()
 
 
+# --- CI outputs: JUnit, GitHub Actions annotations ------------------------------------------
+
+
+def test_junit_file_beside_the_terminal_report(broken_model, tmp_path):
+    junit_path = tmp_path / "reports" / "nndoctor.xml"
+    result = invoke("check", broken_model, "--only", "initial_loss,data_integrity,class_balance",
+                    "--skip", "class_balance", "--junit", junit_path)
+    assert result.exit_code == 1
+    assert "FAIL initial_loss" in flat(result.stdout)  # the terminal report is still there
+    suite = ET.parse(junit_path).getroot().find("testsuite")
+    assert {k: suite.get(k) for k in ("tests", "failures", "errors", "skipped")} == {
+        "tests": "3", "failures": "1", "errors": "0", "skipped": "1"}
+    cases = {case.get("name").split(":")[0]: case for case in suite.iter("testcase")}
+    assert cases["initial_loss"].get("classname") == "Loss"
+    failure = cases["initial_loss"].find("failure")
+    assert "confidently wrong" in failure.get("message")
+    assert "Fix: Shrink the final layer" in failure.text
+    assert cases["class_balance"].find("skipped") is not None
+
+
+def test_junit_to_stdout_is_xml_alone(sound_model):
+    result = invoke("check", sound_model, "--only", "initial_loss", "--format", "junit")
+    assert result.exit_code == 0
+    suite = ET.fromstring(result.stdout.encode()).find("testsuite")
+    assert suite.get("tests") == "1" and suite.get("failures") == "0"
+    assert "nndoctor: PASSED" in result.stderr
+
+
+def test_github_actions_adds_annotations_after_the_terminal_report(broken_model):
+    result = invoke("check", broken_model, "--only", "initial_loss", env={"GITHUB_ACTIONS": "true"})
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert "FAIL initial_loss" in flat(result.stdout)
+    assert lines[-1].startswith("::error title=nndoctor initial_loss%3A ")
+    assert "— fix: Shrink the final layer" in lines[-1]
+    assert sum(line.startswith("::") for line in lines) == 1
+
+
+def test_github_actions_annotations_go_to_stderr_when_stdout_holds_json(broken_model):
+    result = invoke("check", broken_model, "--only", "initial_loss", "--json", "-", env={"GITHUB_ACTIONS": "true"})
+    assert json.loads(result.stdout)["status"] == "fail"
+    assert "::error title=nndoctor initial_loss%3A " in result.stderr
+
+
+@pytest.mark.parametrize("fail_on, level, exit_code", [("fail", "warning", 0), ("warn", "error", 1)])
+def test_format_github_prints_the_annotations_alone(leaky_model, fail_on, level, exit_code):
+    result = invoke("check", leaky_model, "--only", "initial_loss", "--format", "github", "--fail-on", fail_on)
+    assert result.exit_code == exit_code
+    (line,) = result.stdout.splitlines()
+    assert line.startswith(f"::{level} title=nndoctor initial_loss%3A ") and "suspiciously low" in line
+
+
+def test_explicit_terminal_format_turns_the_annotations_off(broken_model):
+    result = invoke("check", broken_model, "--only", "initial_loss", "--format", "terminal",
+                    env={"GITHUB_ACTIONS": "true"})
+    assert "FAIL initial_loss" in flat(result.stdout) and "::error" not in result.output
+
+
+# --- noise: --quiet, --verbose, progress ---------------------------------------------------
+
+
+def _passing_with_details(ctx, thresholds):
+    table = Table("per-layer detail", ("layer", "value"), (("encoder.layers.3.linear1", 0.5),))
+    return Finding(Status.PASS, "all layers fine", evidence=("encoder.layers.3.linear1: value 0.5",), tables=(table,))
+
+
+def test_quiet_prints_only_the_failing_checks_and_the_summary_and_still_writes_files(broken_model, tmp_path):
+    out = tmp_path / "report.json"
+    result = invoke("check", broken_model, "--only", "initial_loss,data_integrity", "--quiet", "--json", out)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert flat(lines[0]).startswith("FAIL initial_loss initial loss")
+    assert "data_integrity" not in result.stderr  # passing checks are not named
+    assert lines[-1].startswith("nndoctor: FAILED — 1 fail, 1 pass")
+    assert json.loads(out.read_text())["counts"]["fail"] == 1
+
+
+def test_quiet_on_a_passing_run_is_one_line(sound_model):
+    result = invoke("check", sound_model, "--only", "initial_loss", "-q")
+    assert result.exit_code == 0 and result.stdout == ""
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith("nndoctor: PASSED — 1 pass")
+
+
+def test_verbose_details_passing_checks_and_times_each_check(sound_model, monkeypatch):
+    _fake_check(monkeypatch, "numerics", _passing_with_details)
+    default = invoke("check", sound_model, "--only", "numerics")
+    assert "PASS numerics all layers fine" in flat(default.stdout)
+    assert "encoder.layers.3.linear1" not in default.stdout
+
+    verbose = invoke("check", sound_model, "--only", "numerics", "--verbose")
+    assert verbose.exit_code == 0
+    assert "· encoder.layers.3.linear1: value 0.5" in flat(verbose.stdout)
+    assert "per-layer detail" in verbose.stdout
+    status_line = next(line for line in verbose.stdout.splitlines() if "PASS" in line)
+    assert re.search(r"\d+\.\d\ds$", status_line.rstrip())
+
+
+@pytest.mark.parametrize(
+    "tty, env, quiet, shown",
+    [
+        (True, {}, False, True),
+        (False, {}, False, False),  # piped or redirected
+        (True, {"CI": "true"}, False, False),
+        (True, {"GITHUB_ACTIONS": "true"}, False, False),
+        (True, {"CI": "false"}, False, True),
+        (True, {}, True, False),
+    ],
+)
+def test_progress_only_for_a_person_at_a_terminal(monkeypatch, tty, env, quiet, shown):
+    from nndoctor import cli
+
+    for name in ("CI", "GITHUB_ACTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: tty, raising=False)
+    assert cli._show_progress(quiet) is shown
+
+
+def test_progress_names_the_running_check_and_leaves_no_trace():
+    from nndoctor.report import terminal
+
+    buffer = io.StringIO()
+    console = Console(file=buffer, force_terminal=True, width=80)
+    with terminal.progress(True, console) as on_start:
+        on_start(catalog.get_spec("initial_loss"))
+    shown = buffer.getvalue()
+    assert f"check 1 · initial_loss: {catalog.get_spec('initial_loss').title}" in shown
+    assert shown.endswith("\x1b[1A\x1b[2K")  # at the end the cursor goes back up and erases the line
+    with terminal.progress(False) as disabled:
+        assert disabled is None
+
+
 # --- list, explain, --help -----------------------------------------------------------------
 
 
@@ -292,6 +437,12 @@ def test_explain_unknown_id_exits_2():
     result = invoke("explain", "no_such_check")
     assert result.exit_code == 2
     assert "initial_loss" in flat(result.stderr)
+
+
+def test_explain_suggests_the_id_a_typo_meant():
+    result = invoke("explain", "intial_loss")
+    assert result.exit_code == 2
+    assert "did you mean initial_loss?" in flat(result.stderr)
 
 
 @pytest.mark.parametrize("command", [["--help"], ["check", "--help"], ["list"]])

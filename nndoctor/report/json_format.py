@@ -62,7 +62,7 @@ def as_dict(report: Report) -> dict[str, Any]:
         "counts": report.counts(),
         "notes": list(report.notes),
         "likely_causes": [
-            {"title": c.title, "fix": c.fix, "checks": list(c.checks), "score": c.score,
+            {"key": c.key, "title": c.title, "fix": c.fix, "checks": list(c.checks), "score": c.score,
              "evidence": c.evidence, "tried_fix": c.tried_fix}
             for c in report.causes
         ],

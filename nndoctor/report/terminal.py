@@ -1,8 +1,10 @@
-"""The terminal report (rich): grouped by the article's sections; evidence and fix for problems.
+"""The terminal report (rich): grouped by the article's sections; evidence and fix for problems
+(for every check with --verbose, which also times each check).
 
-Also renders the catalog for `nndoctor list` / `nndoctor explain`, the one-line summary and input
-errors on stderr, and the progress display that runs on stderr while checks execute (only when
-stderr is a terminal, so CI logs stay clean).
+Also renders the catalog for `nndoctor list` / `nndoctor explain`, what `nndoctor init` wrote, the
+one-line summary, the --quiet problem lines and input errors on stderr, and the progress display
+that runs on stderr while checks execute (the CLI enables it only for a person at a terminal, so
+CI logs stay clean).
 
 Every piece of text a check or the user supplied goes through ``Text``, never through a markup
 string, so brackets such as "[B, 10]" are shown literally and can never break the rendering.
@@ -11,6 +13,7 @@ string, so brackets such as "[B, 10]" are shown literally and can never break th
 from __future__ import annotations
 
 import contextlib
+from pathlib import Path
 from typing import Iterator
 
 from rich.cells import cell_len
@@ -20,7 +23,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from nndoctor.catalog import CheckSpec, load_catalog
-from nndoctor.report.fmt import LABEL, is_numeric_column, one_line, sections, summary_line, table_cells
+from nndoctor.report.fmt import LABEL, fails_run, is_numeric_column, one_line, sections, summary_line, table_cells
 from nndoctor.result import CheckResult, Report, Status, Table
 
 STYLE = {
@@ -57,7 +60,8 @@ def _labelled(rows: list[tuple[str, Text]], label_style: str = "bold") -> RichTa
     return grid
 
 
-def render(report: Report, console: Console | None = None) -> None:
+def render(report: Report, console: Console | None = None, verbose: bool = False) -> None:
+    """The full report. ``verbose`` details passing checks too (evidence, tables) and times each check."""
     out = _console(console)
     out.print(Text.assemble(("nndoctor check ", "bold"), str(report.target)))
     out.print(Text(f"task {report.task} ({report.task_source}) · device {report.device} · seed {report.seed}", style="dim"))
@@ -67,7 +71,7 @@ def render(report: Report, console: Console | None = None) -> None:
         out.print()
         out.print(Text(section, style="bold underline"))
         for result in results:
-            _print_result(out, result, id_width)
+            _print_result(out, result, id_width, details=verbose or result.status.is_problem, timed=verbose)
     if report.notes or report.plot_files:
         out.print()
     for note in report.notes:
@@ -90,19 +94,23 @@ def _print_causes(out: Console, report: Report) -> None:
         _indented(out, _labelled(details), 4)
 
 
-def _print_result(out: Console, result: CheckResult, id_width: int) -> None:
+def _print_result(out: Console, result: CheckResult, id_width: int, details: bool, timed: bool = False) -> None:
+    """The check's status line; with ``details`` its evidence, tables and fix below it."""
     line = RichTable.grid(padding=(0, 1))
     line.add_column(no_wrap=True, width=LABEL_WIDTH)
     line.add_column(no_wrap=True, width=id_width)
     line.add_column(overflow="fold")  # a long summary wraps under itself, not under the label
-    summary_style = "dim" if result.status is Status.SKIP else ""
-    line.add_row(
+    cells = [
         Text(LABEL[result.status], style=STYLE[result.status]),
         Text(result.id, style="bold"),
-        Text(one_line(result.summary), style=summary_style),
-    )
+        Text(one_line(result.summary), style="dim" if result.status is Status.SKIP else ""),
+    ]
+    if timed:
+        line.add_column(no_wrap=True, justify="right")
+        cells.append(Text(f"{result.duration_s:.2f}s", style="dim"))
+    line.add_row(*cells)
     _indented(out, line, 1)
-    if not result.status.is_problem:
+    if not details:
         return
     if result.evidence:
         _indented(out, _labelled([("·", Text(one_line(e), style="dim")) for e in result.evidence], "dim"))
@@ -177,6 +185,15 @@ def _print_table(out: Console, table: Table) -> None:
         _indented(out, Text(f"… {' and '.join(left_out)} in the --report / --json output", style="dim"))
 
 
+def print_problems(report: Report, console: Console | None = None) -> None:
+    """One line per check that fails the run or crashed, on stderr: what --quiet still shows."""
+    out = _console(console, stderr=True)
+    problems = [r for r in report.results if fails_run(r, report) or r.status is Status.ERROR]
+    id_width = max((len(r.id) for r in problems), default=0)
+    for result in problems:
+        _print_result(out, result, id_width, details=False)
+
+
 def print_summary(report: Report, console: Console | None = None) -> None:
     """The one-line verdict, on stderr so that stdout can carry a report (or JSON) alone."""
     out = _console(console, stderr=True)
@@ -187,6 +204,18 @@ def print_input_error(message: str, console: Console | None = None) -> None:
     """Why the input cannot be used (exit code 2): one paragraph on stderr, no traceback."""
     out = _console(console, stderr=True)
     out.print(Text.assemble(("nndoctor: ", "bold red"), message))
+
+
+def print_init_done(written: list[Path], folder: Path, console: Console | None = None) -> None:
+    """What `nndoctor init` wrote and what to do next."""
+    out = _console(console)
+    for path in written:
+        out.print(Text.assemble(("wrote ", "bold green"), str(path)))
+    out.print(Text(
+        "Replace build_model() and build_dataset() in model.py with yours (the comments there say what "
+        "nndoctor expects); nndoctor.yaml lists every setting.", style="dim",
+    ))
+    out.print(Text.assemble(("next: ", "bold"), f"nndoctor check {folder}"))
 
 
 def render_catalog(console: Console | None = None) -> None:
@@ -236,17 +265,29 @@ def render_spec(spec: CheckSpec, console: Console | None = None) -> None:
 
 
 @contextlib.contextmanager
-def progress(enabled: bool) -> Iterator:
-    """Yields a callback for 'check X is starting'; shows a spinner on stderr when enabled."""
+def progress(enabled: bool, console: Console | None = None) -> Iterator:
+    """Yields the runner's on_start callback ('check X is starting'), or None when disabled.
+
+    Enabled, a live line on stderr names the running check and how long it has been running
+    (the training-based checks take seconds to minutes); it is transient: it disappears when the
+    run ends, so the terminal keeps only the report and the summary line.
+    """
     if not enabled:
         yield None
         return
-    from rich.status import Status as Spinner
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    spinner = Spinner(Text("loading the model and data"), console=_console(None, stderr=True))
-    spinner.start()
-    try:
-        yield lambda spec: spinner.update(Text(f"running {spec.id}: {spec.title}"))
-    finally:
-        spinner.stop()
+    live = Progress(
+        SpinnerColumn(), TextColumn("{task.description}", markup=False), TimeElapsedColumn(),
+        console=_console(console, stderr=True), transient=True,
+    )
+    task = live.add_task("loading the model and data")
+    started = 0
 
+    def on_start(spec: CheckSpec) -> None:
+        nonlocal started
+        started += 1
+        live.reset(task, description=f"check {started} · {spec.id}: {one_line(spec.title)}")
+
+    with live:
+        yield on_start
