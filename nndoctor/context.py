@@ -29,8 +29,9 @@ class NonFiniteEvent:
 
     phase: str  # e.g. "overfit_small_batch training"
     step: int
-    where: str  # module path, "loss", or "input"
-    kind: str  # "output", "gradient", "loss", "parameter"
+    where: str  # module path (the model's class name for its own forward), "loss", "input", "target" or a parameter
+    kind: str  # "output", "gradient", "loss", "parameter", "input"
+    op: str = ""  # the torch call ("log") or autograd function ("SqrtBackward0") that produced it, when known
 
 
 @dataclass
@@ -84,6 +85,13 @@ class Context:
 
     def seed_everything(self, offset: int = 0) -> None:
         torch.manual_seed(self.subject.seed + offset)
+
+    def samples_within(self, elements: int, most: int, least: int = 16) -> int:
+        """How many samples keep a pass within about ``elements`` input values (counted on the
+        first input tensor), between ``least`` and ``most``: large inputs get smaller batches."""
+        inputs, _ = batching.first_batch(self.subject.dataset, self.where, size=1)
+        per_sample = max(1, batching.main_tensor(inputs).numel())
+        return max(least, min(most, elements // per_sample))
 
 
 def _device_batch(ctx: Context, n: int) -> tuple[Any, Any]:

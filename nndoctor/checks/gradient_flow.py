@@ -1,0 +1,271 @@
+"""gradient_flow: does every trainable parameter get a gradient, and how does its size change with
+depth (seed 002: "Plot your gradients ... If you see that most of them are at zero ... back-
+propagation is simply not happening")?
+
+From one backward pass of the user's loss on a real batch (the shared step probe):
+
+- trainable parameters (requires_grad) that never get a gradient: a module that never runs, a
+  ``.detach()`` / ``torch.no_grad()`` cutting it off, or a gradient that stays exactly zero. A
+  module none of whose parameters learns fails; a single tensor left out of a module that learns
+  otherwise warns. A gradient that only arrives after a step or two, because a zero-initialized
+  layer sits after the parameter (a zero classifier head, Fixup), is sound and only reported;
+- trainable parameters the optimizer does not hold: they get gradients but never move;
+- frozen parameters (requires_grad=False) are listed, not failed: freezing a backbone is common;
+- vanishing / exploding: ||grad|| / ||w|| of the earliest weight matrices against the latest, in
+  forward execution order. Relative gradients are compared because layers differ in size and
+  scale. Only weight matrices count: biases and norm parameters have other scales, and an
+  embedding only gets gradients in the rows of the tokens in the batch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from nndoctor.context import Context
+from nndoctor.probes.step import ParamStep, StepProbe, gradient_step
+from nndoctor.result import Finding, PlotData, Status, Table
+
+NAMES_SHOWN = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: Status
+    summary: str
+    evidence: tuple[str, ...] = ()
+    fix: str | None = None
+
+
+def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
+    probe = ctx.shared(gradient_step)
+    if not probe.finite:
+        return _nonfinite(probe)
+    trainable = [p for p in probe.params if p.requires_grad]
+    frozen = [p for p in probe.params if not p.requires_grad]
+    if not trainable:
+        return Finding(
+            Status.WARN, f"all {len(frozen)} parameter tensors are frozen (requires_grad=False): nothing will train",
+            {"frozen": len(frozen)}, fix="Set requires_grad=True on the parameters you mean to train.",
+        )
+    depth = _depth(trainable)
+    problems = [
+        *_missing_gradients(trainable),
+        *_missing_from_optimizer(trainable),
+        *([_judge_depth(depth, thresholds)] if depth else []),
+    ]
+    notes = [*_late_gradients(trainable), *_frozen_note(frozen)]
+    return _finding(problems, notes, probe, depth)
+
+
+def _nonfinite(probe: StepProbe) -> Finding:
+    bad = [p.name for p in probe.params if not p.grad_finite]
+    where = f"non-finite gradients in {_names(bad)}" if bad else "no usable gradient"
+    return Finding(
+        Status.FAIL, f"the loss is {probe.loss:.3g} on the batch: {where}",
+        {"loss": probe.loss, "nonfinite_gradients": len(bad)},
+        ("see numerics for the first module that turns NaN/Inf",),
+    )
+
+
+def _missing_gradients(trainable: list[ParamStep]) -> list[Problem]:
+    """Trainable parameters that got no gradient in any step the probe took. A module none of
+    whose parameters learns fails, by cause; a tensor or two missing in a module that otherwise
+    learns is a loss but does not stop it from training, so it warns."""
+    stuck = [p for p in trainable if p.gradient_step is None]
+    learning = {p.module for p in trainable if p.gradient_step is not None}
+    partial = [p for p in stuck if p.module in learning]
+    problems = _modules_without_gradient([p for p in stuck if p.module not in learning])
+    if partial:
+        problems.append(Problem(
+            Status.WARN, f"no gradient ever reaches {_names(p.name for p in partial)}, though the rest of {_modules(partial)} learns",
+            ("e.g. a parameter forward does not use, or a bidirectional RNN read out at the last step only "
+             "(the reverse direction has seen one token there, so its recurrent weights get no gradient)",),
+            f"Use or remove {_names(p.name for p in partial)}.",
+        ))
+    return problems
+
+
+def _modules_without_gradient(stuck: list[ParamStep]) -> list[Problem]:
+    never_ran = [p for p in stuck if not p.called and p.grad_norm is None]
+    cut_off = [p for p in stuck if p.called and p.grad_norm is None]
+    zero = [p for p in stuck if p.grad_norm is not None]
+    problems = []
+    if never_ran:
+        problems.append(Problem(
+            Status.FAIL, f"not run in forward, so no gradient: {_modules(never_ran)} ({_count(never_ran)})",
+            (f"no gradient: {_names(p.name for p in never_ran)}",),
+            f"Call {_modules(never_ran)} in forward, or delete them if they are left over.",
+        ))
+    if cut_off:
+        problems.append(Problem(
+            Status.FAIL, f"no gradient reaches {_modules(cut_off)} ({_count(cut_off)})",
+            (f"grad is None after backward: {_names(p.name for p in cut_off)}",
+             "the module runs, but a .detach(), torch.no_grad(), .item()/.numpy() or an output the loss "
+             "does not use cuts it off from the loss"),
+            f"Remove the .detach() / no_grad() between {_modules(cut_off)} and the loss.",
+        ))
+    if zero:
+        problems.append(Problem(
+            Status.FAIL, f"the gradient of {_modules(zero)} is exactly zero ({_count(zero)})",
+            (f"all-zero gradient: {_names(p.name for p in zero)}",
+             "dead units, all-zero weights after them, or a non-differentiable op (round, argmax, "
+             "comparisons, integer casts) between them and the loss"),
+            "Re-initialize zeroed weights, avoid non-differentiable ops in forward, check for dead ReLUs.",
+        ))
+    return problems
+
+
+def _missing_from_optimizer(trainable: list[ParamStep]) -> list[Problem]:
+    missing = [p for p in trainable if not p.in_optimizer]
+    if not missing:
+        return []
+    return [Problem(
+        Status.FAIL, f"{_modules(missing)} are trainable but not in the optimizer ({_count(missing)})",
+        (f"never updated: {_names(p.name for p in missing)}",),
+        f"Pass all of model.parameters() to the optimizer (it holds {len(trainable) - len(missing)} of "
+        f"{len(trainable)} trainable tensors), or set requires_grad=False on what you mean to freeze.",
+    )]
+
+
+@dataclass(frozen=True)
+class Depth:
+    early: tuple[ParamStep, ...]
+    late: tuple[ParamStep, ...]
+    ratio: float  # geometric-mean relative gradient of the early group over the late group
+
+
+def _depth(trainable: list[ParamStep]) -> Depth | None:
+    """Earliest and latest quarter of the weight matrices (at least one each) in execution order."""
+    weights = [p for p in trainable if p.role == "weight" and p.has_gradient and (p.relative_gradient or 0) > 0]
+    if len(weights) < 2:
+        return None
+    k = max(1, len(weights) // 4)
+    early, late = weights[:k], weights[-k:]
+    return Depth(tuple(early), tuple(late), _geomean(early) / _geomean(late))
+
+
+def _geomean(params: Sequence[ParamStep]) -> float:
+    return math.exp(sum(math.log(p.relative_gradient) for p in params) / len(params))
+
+
+def _judge_depth(depth: Depth, thresholds: Mapping[str, Any]) -> Problem:
+    evidence = (
+        f"||grad||/||w|| of the earliest layers ({_names(p.name for p in depth.early)}): {_geomean(depth.early):.2e}",
+        f"||grad||/||w|| of the latest layers ({_names(p.name for p in depth.late)}): {_geomean(depth.late):.2e}",
+    )
+    text = f"earliest/latest relative gradient {depth.ratio:.2g}"
+    if depth.ratio < thresholds["vanish_ratio_warn"]:
+        status = Status.FAIL if depth.ratio < thresholds["vanish_ratio_fail"] else Status.WARN
+        return Problem(
+            status, f"vanishing gradients: {text}", evidence,
+            "Use ReLU-family activations with He init, add normalization layers or residual connections.",
+        )
+    if depth.ratio > thresholds["explode_ratio_warn"]:
+        status = Status.FAIL if depth.ratio > thresholds["explode_ratio_fail"] else Status.WARN
+        return Problem(
+            status, f"exploding gradients: {text}", evidence,
+            "Scale down the initialization, add normalization layers, or clip gradients (clip_grad_norm_).",
+        )
+    return Problem(Status.PASS, text, evidence)
+
+
+def _late_gradients(trainable: list[ParamStep]) -> list[str]:
+    late = [p for p in trainable if p.gradient_step and p.gradient_step > 1]
+    if not late:
+        return []
+    return [
+        f"{_count(late)} of {_modules(late)} got their first gradient only at step "
+        f"{max(p.gradient_step for p in late)}: zero-initialized layers after them pass no gradient "
+        f"until they have been updated once (fine for a zero-init head or residual branch)"
+    ]
+
+
+def _frozen_note(frozen: list[ParamStep]) -> list[str]:
+    if not frozen:
+        return []
+    return [f"frozen (requires_grad=False), not trained: {_count(frozen)} of {_modules(frozen)}"]
+
+
+def _finding(problems: list[Problem], notes: list[str], probe: StepProbe, depth: Depth | None) -> Finding:
+    status = _worst(p.status for p in problems)
+    shown = [p for p in problems if p.status is status]
+    trainable = sum(p.requires_grad for p in probe.params)
+    summary = "; ".join(p.summary for p in shown) if status is not Status.PASS else (
+        f"all {trainable} trainable parameter tensors get gradients" + (f"; {shown[0].summary}" if shown else "")
+    )
+    metrics = {
+        "trainable": trainable,
+        "frozen": len(probe.params) - trainable,
+        "no_gradient": sum(p.requires_grad and p.gradient_step is None for p in probe.params),
+        "not_in_optimizer": sum(p.requires_grad and not p.in_optimizer for p in probe.params),
+        "depth_ratio": depth.ratio if depth else None,
+        "backward_passes": probe.passes,
+    }
+    fixes = [p.fix for p in problems if p.status is not Status.PASS and p.fix]
+    return Finding(
+        status, summary, metrics,
+        evidence=tuple(line for p in problems for line in p.evidence) + tuple(notes),
+        tables=(_table(probe),), fix=" ".join(fixes) or None, plots=(_plot(probe),),
+    )
+
+
+def _worst(statuses: Iterable[Status]) -> Status:
+    found = set(statuses)
+    return next((s for s in (Status.FAIL, Status.WARN) if s in found), Status.PASS)
+
+
+def _shown_in_table(p: ParamStep) -> bool:
+    flagged = p.requires_grad and (p.gradient_step is None or not p.in_optimizer)
+    return p.role in ("weight", "embedding") or flagged
+
+
+def _table(probe: StepProbe) -> Table:
+    rows = tuple(
+        (p.name, p.relative_gradient, p.grad_mean_abs, p.grad_max_abs, _note(p))
+        for p in probe.params if _shown_in_table(p)
+    )
+    return Table("Gradient per layer (forward order)", ("parameter", "||grad||/||w||", "mean |grad|", "max |grad|", "note"), rows)
+
+
+def _note(p: ParamStep) -> str:
+    if not p.requires_grad:
+        return "frozen"
+    notes = []
+    if p.gradient_step is None:
+        notes.append("no gradient" if p.grad_norm is None else "zero gradient")
+    elif p.gradient_step > 1:
+        notes.append(f"gradient from step {p.gradient_step}")
+    if not p.in_optimizer:
+        notes.append("not in optimizer")
+    return ", ".join(notes)
+
+
+def _plot(probe: StepProbe) -> PlotData:
+    weights = [p for p in probe.params if p.role in ("weight", "embedding")]
+    names = tuple(p.name.removesuffix(".weight") for p in weights)
+    return PlotData(
+        name="gradient_flow", title="Gradient magnitude per layer (first backward pass)",
+        xlabel="layer (forward order)", ylabel="|grad|",
+        series=(
+            ("max |grad|", names, tuple(p.grad_max_abs or 0.0 for p in weights)),
+            ("mean |grad|", names, tuple(p.grad_mean_abs or 0.0 for p in weights)),
+        ),
+        log_y=True, kind="bar",
+    )
+
+
+def _count(params: Sequence[ParamStep]) -> str:
+    return f"{len(params)} parameter tensor" + ("s" if len(params) != 1 else "")
+
+
+def _modules(params: Iterable[ParamStep]) -> str:
+    paths = dict.fromkeys(p.module or "<model>" for p in params)
+    return _names(paths)
+
+
+def _names(names: Iterable[str]) -> str:
+    names = list(names)
+    shown = ", ".join(names[:NAMES_SHOWN])
+    return shown + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
