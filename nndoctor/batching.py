@@ -15,14 +15,19 @@ from torch.utils.data import Dataset, default_collate
 from nndoctor.errors import InputError
 
 
-def item(dataset: Dataset, index: int, where: str) -> tuple[Any, Any]:
+def raw_item(dataset: Dataset, index: int, where: str) -> Any:
+    """``dataset[index]`` as the dataset gives it; its errors become InputError."""
     try:
-        value = dataset[index]
+        return dataset[index]
     except Exception as exc:
         raise InputError(
             f"{where}: reading item {index} of the dataset raised {type(exc).__name__}: {exc}. "
             f"Fix the dataset's __getitem__."
         ) from exc
+
+
+def item(dataset: Dataset, index: int, where: str) -> tuple[Any, Any]:
+    value = raw_item(dataset, index, where)
     if not isinstance(value, (tuple, list)) or len(value) != 2:
         shape = f"a {type(value).__name__}" + (f" of length {len(value)}" if isinstance(value, (tuple, list)) else "")
         raise InputError(
@@ -73,6 +78,17 @@ def to_device(value: Any, device: torch.device) -> Any:
     return value
 
 
+def take(value: Any, rows: torch.Tensor) -> Any:
+    """The given rows (samples) of a batch of any structure; non-tensor values are kept whole."""
+    if isinstance(value, torch.Tensor):
+        return value[rows.to(value.device)]
+    if isinstance(value, dict):
+        return {k: take(v, rows) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(take(v, rows) for v in value)
+    return value
+
+
 def call_model(model: torch.nn.Module, inputs: Any) -> Any:
     if isinstance(inputs, dict):
         return model(**inputs)
@@ -83,7 +99,8 @@ def call_model(model: torch.nn.Module, inputs: Any) -> Any:
 
 def select_output(output: Any, selector: Any = None) -> torch.Tensor:
     """The prediction inside a model's output: ``selector`` is a key, an index or an attribute;
-    without one, a tensor is itself, ``.logits``/``["logits"]`` is taken, else the first element."""
+    without one, a tensor is itself, ``.logits``/``["logits"]`` is taken (a Hugging Face
+    ModelOutput is a dict), else the first element that is not None."""
     if selector is not None:
         if isinstance(output, dict):
             return output[selector]
@@ -96,8 +113,9 @@ def select_output(output: Any, selector: Any = None) -> torch.Tensor:
         return output["logits"] if "logits" in output else next(iter(output.values()))
     if hasattr(output, "logits"):
         return output.logits
-    if isinstance(output, (list, tuple)) and output:
-        return select_output(output[0])
+    present = [v for v in output if v is not None] if isinstance(output, (list, tuple)) else []
+    if present:  # e.g. (None, logits): a Hugging Face tuple output without a loss
+        return select_output(present[0])
     raise TypeError(f"model returned {type(output).__name__}, which holds no tensor")
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nndoctor import batching
+from nndoctor import adapters, batching
 from nndoctor.config import TASKS, Config
 from nndoctor.errors import InputError
 
@@ -193,7 +193,9 @@ def default_loss(task: str) -> nn.Module:
     return nn.MSELoss()
 
 
-def resolve_optimizer(module: Any, path: Path, config: Config) -> tuple[Callable, str]:
+def resolve_optimizer(module: Any, path: Path, config: Config) -> tuple[Callable | None, str]:
+    """The optimizer factory from the config or the model file; None when neither gives one
+    (build_subject then asks a Lightning-style model, else uses Adam)."""
     if config.optimizer is not None:
         spec = config.optimizer if isinstance(config.optimizer, dict) else {"name": config.optimizer}
         spec = dict(spec)
@@ -207,7 +209,14 @@ def resolve_optimizer(module: Any, path: Path, config: Config) -> tuple[Callable
         if not callable(factory):
             raise InputError(f"{path}: build_optimizer must be a function taking the model's parameters.")
         return factory, "model file (build_optimizer)"
-    return (lambda params: torch.optim.Adam(params, lr=1e-3)), "default (Adam, lr=1e-3)"
+    return None, "default"
+
+
+DEFAULT_OPTIMIZER_SOURCE = "default (Adam, lr=1e-3)"
+
+
+def default_optimizer(params: Any) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=1e-3)
 
 
 def _named_object(namespace: Any, spec: Any, what: str, where: Path | None) -> Any:
@@ -277,6 +286,7 @@ def load_subject(
         optimizer_source=optimizer_source, task=task, device=device or config.device, seed=seed,
         output_selector=config.output if config.output is not None else getattr(module, "output_key", None),
         penalty=penalty if callable(penalty) else None, data_where=_data_where(config, path),
+        target_key=config.target_key, input_key=config.input_key,
     )
 
 
@@ -294,7 +304,7 @@ def build_subject(
     dataset: Dataset,
     loss: Any = None,
     loss_source: str = "given",
-    make_optimizer: Callable | None = None,
+    make_optimizer: Callable | torch.optim.Optimizer | None = None,
     optimizer_source: str = "given",
     task: str | None = None,
     device: str = "auto",
@@ -302,32 +312,29 @@ def build_subject(
     output_selector: Any = None,
     penalty: Callable | None = None,
     data_where: str | None = None,
+    target_key: str | None = None,
+    input_key: str | None = None,
 ) -> Subject:
-    """Validate the pieces against each other on a first batch and infer what was not given."""
+    """Validate the pieces against each other on a first batch and infer what was not given.
+
+    ``make_optimizer`` is a factory (parameters -> optimizer) or an optimizer instance, rebuilt
+    for nndoctor's copies (adapters.optimizer_factory). A Lightning-style model given without a
+    loss or an optimizer supplies them (training_step, configure_optimizers); dict dataset items
+    are split into inputs and target by ``target_key`` (adapters.dict_items)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
-    if make_optimizer is None:
-        make_optimizer, optimizer_source = (lambda params: torch.optim.Adam(params, lr=1e-3)), "default (Adam, lr=1e-3)"
-    first = batching.first_batch(dataset, where=data_where or str(path), size=8)
+    where = data_where or str(path)
+    batching.dataset_size(dataset, where)
+    dataset = adapters.dict_items(dataset, batching.raw_item(dataset, 0, where), target_key, input_key, where)
+    first = batching.first_batch(dataset, where=where, size=8)
     run_device = pick_device(device)
     probe_model = copy.deepcopy(model).to(run_device).eval()
     inputs, target = batching.to_device(first, run_device)
-    try:
-        with torch.no_grad():
-            raw_output = batching.call_model(probe_model, inputs)
-    except Exception as exc:
-        raise InputError(
-            f"{path}: the model's forward raised {type(exc).__name__} on the first batch "
-            f"(input {batching.describe(inputs)}): {exc}. {_user_frame(exc, path)}"
-            f"Make the model accept the dataset's inputs, or fix the dataset's item shapes."
-        ) from exc
-    try:
-        output = batching.select_output(raw_output, output_selector)
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:
-        raise InputError(
-            f"{path}: cannot find the prediction in the model's output ({type(raw_output).__name__}): {exc}. "
-            f"Set `output:` in nndoctor.yaml (a key, an index or an attribute such as logits)."
-        ) from None
+    output = _first_prediction(path, probe_model, inputs, output_selector)
+    notes: list[str] = []
+    if loss is None and adapters.is_lightning_like(model):
+        loss, loss_source = adapters.training_step_loss(model, output, target, str(path))
+    make_optimizer, optimizer_source = _optimizer_factory(path, model, make_optimizer, optimizer_source, notes)
     if task is not None and task not in TASKS:
         raise InputError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}.")
     if task is not None:
@@ -350,11 +357,89 @@ def build_subject(
         output_width=int(output.shape[-1]) if output.dim() > 1 else 1,
         extra_penalty=penalty,
         output_selector=output_selector,
+        notes=notes,
         loss_source=loss_source,
         optimizer_source=optimizer_source,
     )
+    _check_optimizer_builds(subject, probe_model)
     _check_loss_runs(subject, output, target)
     return subject
+
+
+FORWARD_ADVICE = "Make the model accept the dataset's inputs, or fix the dataset's item shapes."
+LIGHTNING_FORWARD_ADVICE = (
+    "nndoctor calls forward for the predictions the checks examine: give the Lightning module a forward that returns them."
+)
+
+
+def _first_prediction(path: Path, model: nn.Module, inputs: Any, output_selector: Any) -> torch.Tensor:
+    try:
+        with torch.no_grad():
+            raw_output = batching.call_model(model, inputs)
+    except Exception as exc:
+        missing_forward = isinstance(exc, NotImplementedError) and adapters.is_lightning_like(model)
+        advice = LIGHTNING_FORWARD_ADVICE if missing_forward else FORWARD_ADVICE
+        raise InputError(
+            f"{path}: the model's forward raised {type(exc).__name__} on the first batch "
+            f"(input {batching.describe(inputs)}): {exc}. {_user_frame(exc, path)}{advice}"
+        ) from exc
+    try:
+        return batching.select_output(raw_output, output_selector)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise InputError(
+            f"{path}: cannot find the prediction in the model's output ({type(raw_output).__name__}): {exc}. "
+            f"Set `output:` in nndoctor.yaml (a key, an index or an attribute such as logits)."
+        ) from None
+
+
+def _optimizer_factory(
+    path: Path, model: nn.Module, given: Callable | torch.optim.Optimizer | None, source: str, notes: list[str]
+) -> tuple[Callable, str]:
+    """The factory the checks build optimizers with, and where it came from."""
+    if isinstance(given, torch.optim.Optimizer):
+        owned = {id(p) for p in model.parameters()}
+        if owned and not any(id(p) in owned for group in given.param_groups for p in group["params"]):
+            raise InputError(
+                f"{path}: the optimizer instance holds none of the model's parameters (built for another "
+                f"model, or before the model was rebuilt?), so as given it would not train this model. Build "
+                f"it from this model's parameters, or pass a factory: lambda params: torch.optim.SGD(params, lr=0.1)."
+            )
+        described = adapters.describe_optimizer(given)
+        return adapters.optimizer_factory(given, model.parameters()), f"{described}, given as an instance and rebuilt for each copy"
+    if given is not None:
+        return given, source
+    if adapters.is_lightning_like(model):
+        factory, source, lightning_notes = adapters.lightning_optimizer(model, str(path))
+        notes.extend(lightning_notes)
+        return factory, source
+    return default_optimizer, DEFAULT_OPTIMIZER_SOURCE
+
+
+def _check_optimizer_builds(subject: Subject, model: nn.Module) -> None:
+    """The factory must build a torch optimizer over the parameters it is given: one that reaches
+    for other parameters (the user's model, captured in a closure) would train the wrong model."""
+    params = list(model.parameters())
+    if not params:
+        return
+    try:
+        optimizer = subject.make_optimizer(iter(params))
+    except Exception as exc:
+        raise InputError(
+            f"{subject.path}: building the optimizer ({subject.optimizer_source}) raised {type(exc).__name__}: {exc}. "
+            f"nndoctor calls it with each model copy's parameters: make it a function params -> torch.optim.Optimizer."
+        ) from exc
+    if not isinstance(optimizer, torch.optim.Optimizer):
+        raise InputError(
+            f"{subject.path}: the optimizer factory returned a {type(optimizer).__name__}, not a torch.optim.Optimizer. "
+            f"Make it a function params -> optimizer, e.g. lambda params: torch.optim.SGD(params, lr=0.1)."
+        )
+    given = {id(p) for p in params}
+    if not all(id(p) in given for group in optimizer.param_groups for p in group["params"]):
+        raise InputError(
+            f"{subject.path}: the optimizer factory built an optimizer over other parameters than the ones it "
+            f"receives (your model's own, captured in a closure?), so nndoctor's copies would not train. Build it "
+            f"from its argument: lambda params: torch.optim.SGD(params, lr=0.1)."
+        )
 
 
 def _check_loss_runs(subject: Subject, output: torch.Tensor, target: Any) -> None:

@@ -96,6 +96,7 @@ class Cause:
     score: float
     evidence: str = ""
     tried_fix: str | None = None  # what --try-fixes observed, if it ran
+    key: str = ""  # stable id of the cause (e.g. softmax_before_ce), for JSON and benchmarks
 
 
 @dataclass(frozen=True)

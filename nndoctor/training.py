@@ -1,23 +1,28 @@
 """Short training runs on copies of the model, shared by the training-based checks.
 
 ``fit`` runs full-batch steps of the user's loss and optimizer, records the loss curve, stops
-early when the caller's goal is reached, and stops at the first non-finite loss. When something
-turns NaN/Inf it finds where (``locate_nonfinite``) and records it on the Context, which is what
-the numerics check reads: every pass a check runs is watched this way.
+early when the caller's goal is reached, and stops at the first non-finite loss. When the loss or
+a gradient turns NaN/Inf it finds where (``locate_nonfinite``) and records it on the Context,
+which is what the numerics check reads: every pass a check runs is watched this way.
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import copy
+import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from nndoctor import batching
 from nndoctor.context import Context, NonFiniteEvent
+from nndoctor.probes.head import module_stack, op_name
 
 
 @dataclass(frozen=True)
@@ -26,6 +31,10 @@ class Curve:
     accuracies: tuple[float, ...]  # classification/binary: accuracy at the same points
     reached_goal: bool
     nonfinite_step: int | None = None
+    # The first update's predicted change of the loss, to first order (gradient . update): negative
+    # for any optimizer that descends; positive means it climbs the loss (maximize=True, a sign
+    # error in a hand-written optimizer). Measured only when fit(..., measure_first_step=True).
+    first_step_change: float | None = None
 
     @property
     def initial(self) -> float:
@@ -62,10 +71,13 @@ def accuracy(task: str, output: torch.Tensor, target: Any) -> float | None:
 
 
 def without_regularization(model: nn.Module) -> nn.Module:
-    """Dropout off, for runs that must be able to memorize (the model is a copy)."""
+    """Dropout off, for runs that must be able to memorize (the model is a copy). Attention and
+    stacked RNNs keep their dropout as a float attribute rather than a module: zeroed too."""
     for module in model.modules():
         if isinstance(module, nn.modules.dropout._DropoutNd):
             module.p = 0.0
+        elif isinstance(module, (nn.MultiheadAttention, nn.RNNBase)):
+            module.dropout = 0.0
     return model
 
 
@@ -96,106 +108,249 @@ def fit(
     phase: str,
     goal: Callable[[float, float | None], bool] | None = None,
     check_every: int = 1,
+    measure_first_step: bool = False,
+    batch_size: int | None = None,
 ) -> Curve:
     """Full-batch training for up to ``steps`` steps; stops when ``goal(loss, accuracy)`` holds
-    (checked every ``check_every`` steps) or the loss turns non-finite."""
+    (checked every ``check_every`` steps) or the loss turns non-finite. The first non-finite loss
+    or gradient of the run is located and recorded on ``ctx.nonfinite``. With
+    ``measure_first_step`` the curve also says whether the first update went downhill. With
+    ``batch_size`` each step trains on the next mini-batch instead (``minibatches``), and the
+    curve holds mini-batch losses."""
     subject = ctx.subject
     losses: list[float] = []
     accuracies: list[float] = []
+    first_change = None
+    recorded = False  # a NaN/Inf event of this run is on ctx.nonfinite already
     model.train()
-    for step in range(steps + 1):
-        output = subject.predict(model, inputs)
-        loss = subject.compute_loss(output, targets)
+    for step, (step_inputs, step_targets) in zip(range(steps + 1), minibatches(inputs, targets, batch_size)):
+        output = subject.predict(model, step_inputs)
+        loss = subject.compute_loss(output, step_targets)
         value = float(loss.detach())
         losses.append(value)
-        acc = accuracy(subject.task, output, targets)
+        acc = accuracy(subject.task, output, step_targets)
         if acc is not None:
             accuracies.append(acc)
         if not math.isfinite(value):
-            record_nonfinite(ctx, model, inputs, targets, phase, step)
-            return Curve(tuple(losses), tuple(accuracies), False, step)
+            if not recorded:
+                record_nonfinite(ctx, model, step_inputs, step_targets, phase, step)
+            return Curve(tuple(losses), tuple(accuracies), False, step, first_change)
         if goal is not None and step % check_every == 0 and goal(value, acc):
-            return Curve(tuple(losses), tuple(accuracies), True)
+            return Curve(tuple(losses), tuple(accuracies), True, first_step_change=first_change)
         if step == steps:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        optimizer.step()
-    return Curve(tuple(losses), tuple(accuracies), False)
+        if not recorded and not gradients_finite(model):  # a finite loss can hide NaN gradients (sqrt at 0)
+            record_nonfinite(ctx, model, step_inputs, step_targets, phase, step, seen="gradient")
+            recorded = True  # what breaks next (NaN weights, then the loss) follows from this
+        if measure_first_step and step == 0:
+            first_change = _step_and_measure(model, optimizer)
+        else:
+            optimizer.step()
+    return Curve(tuple(losses), tuple(accuracies), False, first_step_change=first_change)
+
+
+def minibatches(inputs: Any, targets: Any, batch_size: int | None) -> Iterator[tuple[Any, Any]]:
+    """The whole batch at every step; or, with ``batch_size``, consecutive mini-batches of a fresh
+    shuffle each epoch, the last incomplete one dropped (a DataLoader with shuffle and drop_last).
+    The shuffle draws from torch's global RNG: the caller seeds it."""
+    size = batching.batch_size_of(inputs)
+    if batch_size is None or batch_size >= size:
+        yield from itertools.repeat((inputs, targets))
+        return
+    while True:
+        order = torch.randperm(size)
+        for start in range(0, size - batch_size + 1, batch_size):
+            rows = order[start:start + batch_size]
+            yield batching.take(inputs, rows), batching.take(targets, rows)
+
+
+def _step_and_measure(model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
+    """Take one optimizer step and return gradient . (change of the parameters): the loss change
+    the step predicts to first order (the gradients are still those of the loss before it)."""
+    trained = [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse]
+    before = [p.detach().clone() for p in trained]
+    optimizer.step()
+    with torch.no_grad():
+        return float(sum((p.grad * (p - old)).sum() for p, old in zip(trained, before)))
+
+
+class Origin(NamedTuple):
+    """Where a NaN/Inf came from (the fields of a NonFiniteEvent without phase and step)."""
+
+    where: str
+    kind: str
+    op: str = ""
+
+
+def gradients_finite(model: nn.Module) -> bool:
+    """Whether every gradient the model holds is finite: one reduction per parameter and a single
+    synchronisation, cheap enough to run after every backward pass."""
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    if not grads:
+        return True
+    return bool(torch.stack([_stored_values(g).isfinite().all() for g in grads]).all())
+
+
+def _stored_values(t: torch.Tensor) -> torch.Tensor:
+    return t.coalesce().values() if t.is_sparse else t
 
 
 def _nonfinite(value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return value.is_floating_point() and not bool(torch.isfinite(value).all())
+    return any(not bool(torch.isfinite(t).all()) for t in _float_tensors(value))
+
+
+def _float_tensors(value: Any) -> Iterator[torch.Tensor]:
+    for item in _flatten(value):
+        if isinstance(item, torch.Tensor) and item.is_floating_point():
+            yield _stored_values(item)
+
+
+def _special_values(value: Any) -> set[str]:
+    """Which of "nan" and "inf" the float tensors and Python floats in ``value`` hold."""
+    found = set()
+    for tensor in _float_tensors(value):
+        if bool(tensor.isnan().any()):
+            found.add("nan")
+        if bool(tensor.isinf().any()):
+            found.add("inf")
+    for number in _flatten(value):
+        if isinstance(number, float) and not math.isfinite(number):
+            found.add("nan" if math.isnan(number) else "inf")
+    return found
+
+
+def _flatten(value: Any) -> Iterator[Any]:
     if isinstance(value, (list, tuple)):
-        return any(_nonfinite(v) for v in value)
-    if isinstance(value, dict):
-        return any(_nonfinite(v) for v in value.values())
-    return False
+        for item in value:
+            yield from _flatten(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _flatten(item)
+    else:
+        yield value
+
+
+# Calls whose output is uninitialised memory: whatever it holds is not a value anyone computed.
+UNINITIALISED = frozenset({"empty", "empty_like", "new_empty", "empty_strided", "new_empty_strided"})
+
+
+class _FirstNonFinite(TorchFunctionMode):
+    """Watches every torch call of a forward pass and of the loss. Remembers the first call whose
+    output holds a NaN or Inf that none of its arguments held: the call that created it (an Inf
+    written on purpose, as in ``masked_fill(mask, float("-inf"))``, comes in as an argument and
+    does not count). Also remembers which call, in which module, made each autograd node, so that
+    a gradient that breaks later can be named the same way."""
+
+    def __init__(self, running: list[tuple[str, nn.Module]], model_name: str):
+        super().__init__()
+        self.running = running  # the modules executing, innermost last (probes.head.module_stack)
+        self.model_name = model_name
+        self.in_loss = False
+        self.first: Origin | None = None
+        self.owners: dict[Any, Origin] = {}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        watching = self.first is None
+        before = _special_values((args, kwargs)) if watching else set()  # before an in-place op overwrites them
+        result = func(*args, **kwargs)
+        name = op_name(func)
+        origin = Origin(self._place(), "loss" if self.in_loss else "output", name)
+        for tensor in _float_tensors(result):
+            if tensor.grad_fn is not None:
+                self.owners.setdefault(tensor.grad_fn, origin)
+        if watching and name not in UNINITIALISED and _special_values(result) - before:
+            self.first = origin
+        return result
+
+    def _place(self) -> str:
+        if self.in_loss:
+            return "loss"
+        if not self.running:
+            return self.model_name
+        path, module = self.running[-1]
+        return path or type(module).__name__
 
 
 @contextlib.contextmanager
-def _hooks(model: nn.Module) -> Iterator[list[tuple[str, str]]]:
-    """Forward and backward hooks that log (module path, kind) where a non-finite value appears,
-    in execution order. Always removed."""
-    seen: list[tuple[str, str]] = []
-    with contextlib.ExitStack() as stack:
-        for name, module in model.named_modules():
-            label = name or type(module).__name__
+def _first_broken_gradient(loss: torch.Tensor, owners: dict[Any, Origin]) -> Iterator[list[Origin]]:
+    """Hooks on every autograd node behind ``loss`` that catch the first one (in backward order)
+    to turn finite incoming gradients into non-finite outgoing ones: sqrt'(0), 0 * inf, a log's
+    1/0. The hooks are on the graph, not on modules, so in-place ops cannot upset them; they go
+    when the block ends."""
+    found: list[Origin] = []
+    with contextlib.ExitStack() as hooks:
+        for node, owner in _graph(loss.grad_fn, owners):
 
-            def forward_hook(mod, args, output, label=label):
-                if _nonfinite(output):
-                    seen.append((label, "output"))
+            def check(grad_inputs, grad_outputs, node=node, owner=owner):
+                if not found and _nonfinite(grad_inputs) and not _nonfinite(grad_outputs):
+                    found.append(Origin(owner.where, "gradient", owner.op or node.name()))
 
-            def backward_hook(mod, grad_input, grad_output, label=label):
-                if _nonfinite(grad_input):
-                    seen.append((label, "gradient"))
-
-            stack.enter_context(module.register_forward_hook(forward_hook))
-            if next(module.children(), None) is None:  # full backward hooks on leaves only
-                stack.enter_context(module.register_full_backward_hook(backward_hook))
-        yield seen
+            hooks.enter_context(node.register_hook(check))
+        yield found
 
 
-def locate_nonfinite(ctx: Context, model: nn.Module, inputs: Any, targets: Any) -> tuple[str, str]:
-    """(where, kind) of the first NaN/Inf in a forward and backward pass of ``model``."""
+def _graph(root: Any, owners: dict[Any, Origin]) -> Iterator[tuple[Any, Origin]]:
+    """Every autograd node behind ``root`` once, with the torch call it belongs to: its own, or
+    the call it was reached from (the nodes inside ``cross_entropy`` sit behind its output)."""
+    start = owners.get(root, Origin("loss", "gradient"))
+    queue, seen = collections.deque([(root, start)]), {root}
+    while queue:
+        node, owner = queue.popleft()
+        yield node, owner
+        for child, _ in node.next_functions:
+            if child is not None and child not in seen:
+                seen.add(child)
+                queue.append((child, owners.get(child, owner)))
+
+
+def locate_nonfinite(ctx: Context, model: nn.Module, inputs: Any, targets: Any) -> Origin | None:
+    """Where the first NaN/Inf of a forward and backward pass of ``model`` on the batch comes
+    from, in this order: a parameter, the data, the first torch call (in execution order) that
+    created one in the forward pass or the loss, the first autograd node that created one in the
+    backward pass. None if the pass is finite. Runs on a copy: the caller's model, its gradients
+    and its normalization statistics are left alone."""
     for name, param in model.named_parameters():
-        if not bool(torch.isfinite(param.detach()).all()):
-            return name, "parameter"
-    if _nonfinite(inputs):
-        return "input", "input"
-    probe = _detached_copy(model)
-    with _hooks(probe) as seen:
-        try:
-            output = ctx.subject.predict(probe, inputs)
-            if seen:
-                return seen[0]
-            loss = ctx.subject.compute_loss(output, targets)
-            if _nonfinite(loss):
-                grad_seen = _loss_input_gradient_nonfinite(ctx, output, targets)
-                return "loss", "loss" if not grad_seen else "loss gradient"
-            loss.backward()
-        except RuntimeError:
-            pass
-    return (seen[0] if seen else ("unknown", "unknown"))
+        if _nonfinite(param.detach()):
+            return Origin(name, "parameter")
+    for where, value in (("input", inputs), ("target", targets)):
+        if _nonfinite(value):
+            return Origin(where, "input")
+    try:
+        return _replay(ctx, copy.deepcopy(model), inputs, targets)
+    except RuntimeError:  # the copy or the instrumented replay failed where training did not: no origin, no crash
+        return None
 
 
-def _loss_input_gradient_nonfinite(ctx: Context, output: torch.Tensor, targets: Any) -> bool:
-    probe = output.detach().requires_grad_(True)
-    with contextlib.suppress(RuntimeError):
-        ctx.subject.compute_loss(probe, targets).backward()
-    return probe.grad is not None and _nonfinite(probe.grad)
+def _replay(ctx: Context, model: nn.Module, inputs: Any, targets: Any) -> Origin | None:
+    model.zero_grad(set_to_none=True)
+    with module_stack(model) as running, _FirstNonFinite(running, type(model).__name__) as recorder:
+        output = ctx.subject.predict(model, inputs)
+        recorder.in_loss = True
+        loss = ctx.subject.compute_loss(output, targets)
+    if recorder.first is not None:
+        return recorder.first
+    if _nonfinite(loss):
+        return Origin("loss", "loss")
+    if not loss.requires_grad:
+        return None
+    with _first_broken_gradient(loss, recorder.owners) as found:
+        loss.backward()
+    if found:
+        return found[0]
+    broken = next((name for name, p in model.named_parameters() if p.grad is not None and _nonfinite(p.grad)), None)
+    return Origin(broken, "gradient") if broken else None
 
 
-def _detached_copy(model: nn.Module) -> nn.Module:
-    import copy
-
-    return copy.deepcopy(model)
-
-
-def record_nonfinite(ctx: Context, model: nn.Module, inputs: Any, targets: Any, phase: str, step: int) -> NonFiniteEvent:
-    where, kind = locate_nonfinite(ctx, model, inputs, targets)
-    event = NonFiniteEvent(phase=phase, step=step, where=where, kind=kind)
+def record_nonfinite(
+    ctx: Context, model: nn.Module, inputs: Any, targets: Any, phase: str, step: int, seen: str = "loss"
+) -> NonFiniteEvent:
+    """Locate and record a NaN/Inf that training met; ``seen`` is where it was noticed ("loss" or
+    "gradient"), which is all the event says when the replay cannot find its origin."""
+    origin = locate_nonfinite(ctx, model, inputs, targets) or Origin("unknown", seen)
+    event = NonFiniteEvent(phase, step, *origin)
     ctx.nonfinite.append(event)
     return event
 

@@ -1,0 +1,103 @@
+"""numerics: where NaN/Inf first appear (seeds 001/003: "a NaN value is fed into the loss
+function, for example, as a result of taking the logarithm of 0").
+
+Every training run a check makes through ``training.fit`` is watched: a non-finite loss, or a
+non-finite gradient behind a finite loss (sqrt at 0), is traced back to its origin (a parameter,
+the data, the first torch call that created it in the forward pass or the loss, or the first
+autograd node that created it in the backward pass) and recorded on the Context. This check runs
+last and reports those events, after a run of its own: ``steps`` training steps of the setup
+exactly as configured (learning rate, dropout, weight decay) on a real batch.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from nndoctor.context import Context, NonFiniteEvent
+from nndoctor.probes.step import INPUT_ELEMENTS  # a backward pass's input budget: large images get fewer samples
+from nndoctor.result import Finding, Status, Table
+from nndoctor.training import Curve, fit, make_optimizer
+
+PHASE = "numerics training"
+BATCH = 64  # at most; fewer for large inputs
+
+LOG_FIX = (
+    "A log of 0: compute log-probabilities with log_softmax / logsigmoid, or better feed logits to a fused loss "
+    "(CrossEntropyLoss, BCEWithLogitsLoss); where a log is needed, use torch.log(x.clamp_min(1e-8))."
+)
+ROOT_FIX = (
+    "sqrt (or a fractional power) at 0 has an infinite slope: use torch.sqrt(x + 1e-8), or "
+    "torch.linalg.vector_norm for norms, which handles zero vectors."
+)
+DIVISION_FIX = "A division by zero: add an eps to the denominator (x / (d + 1e-8)) or clamp it away from 0."
+EXP_FIX = "exp overflowed: use torch.logsumexp, softplus or log_softmax instead of exp followed by log or a sum."
+DATA_FIX = "The data holds NaN/Inf: fix the preprocessing that produced them (data_integrity names the samples)."
+INIT_FIX = "The weights are NaN/Inf before any training: fix the initialization or the checkpoint they were loaded from."
+EXPLOSION_FIX = (
+    "Values grew until they overflowed: lower the learning rate 10x at a time, clip gradients "
+    "(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)), and normalize activations."
+)
+FIXES_BY_OP = {
+    **dict.fromkeys(("log", "log2", "log10", "log1p", "xlogy"), LOG_FIX),
+    **dict.fromkeys(("sqrt", "rsqrt", "pow", "norm"), ROOT_FIX),
+    **dict.fromkeys(("div", "reciprocal", "remainder", "fmod"), DIVISION_FIX),
+    **dict.fromkeys(("exp", "exp2", "expm1", "sinh", "cosh"), EXP_FIX),
+}
+KIND_WORDS = {"output": "the output of", "gradient": "the gradient of", "parameter": "parameter"}
+
+
+def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
+    curve = _own_run(ctx, int(thresholds["steps"]))
+    events = list(ctx.nonfinite)
+    metrics: dict[str, Any] = {"events": len(events), "own_steps": curve.steps, "own_final_loss": curve.final}
+    if not events:
+        return Finding(
+            Status.PASS,
+            f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup, "
+            "nor in any training pass of the other checks",
+            metrics,
+        )
+    first = events[0]
+    metrics.update(first_phase=first.phase, first_step=first.step, first_where=first.where, first_kind=first.kind, first_op=first.op)
+    others = len({(e.where, e.kind, e.op) for e in events} - {(first.where, first.kind, first.op)})
+    summary = f"NaN/Inf first appeared in {_describe(first)} at step {first.step} of {first.phase}"
+    if others:
+        summary += f" (and {others} other place{'s' if others > 1 else ''}, see the table)"
+    table = Table(
+        "where NaN/Inf first appeared, per training run",
+        ("run", "step", "where", "kind", "op"),
+        tuple((e.phase, e.step, e.where, e.kind, e.op or "-") for e in events),
+    )
+    evidence = tuple(f"{e.phase}, step {e.step}: {_describe(e)}" for e in events[:5])
+    return Finding(Status.FAIL, summary, metrics, evidence, tables=(table,), fix=_fix(first))
+
+
+def _own_run(ctx: Context, steps: int) -> Curve:
+    """The configured setup, unchanged, for ``steps`` full-batch steps; fit records what breaks."""
+    inputs, targets = ctx.batch(ctx.samples_within(INPUT_ELEMENTS, most=BATCH))
+    model = ctx.subject.fresh_model()
+    ctx.seed_everything()
+    return fit(ctx, model, inputs, targets, steps, make_optimizer(ctx, model), PHASE)
+
+
+def _describe(event: NonFiniteEvent) -> str:
+    """'the output of encoder.layers.0 (log)', 'the loss (log)', 'the input data'."""
+    if event.kind == "input":
+        return "the input data" if event.where == "input" else "the targets"
+    if event.where == "loss":
+        place = "the gradient of the loss" if event.kind == "gradient" else "the loss"
+    else:
+        place = f"{KIND_WORDS.get(event.kind, event.kind)} {event.where}"
+    return f"{place} ({event.op})" if event.op else place
+
+
+def _fix(event: NonFiniteEvent) -> str | None:
+    if event.kind == "input":
+        return DATA_FIX
+    if event.op in FIXES_BY_OP:
+        return FIXES_BY_OP[event.op]
+    if event.kind == "parameter" and event.step == 0:
+        return INIT_FIX
+    if event.kind == "parameter" or event.step > 0:
+        return EXPLOSION_FIX
+    return None  # the catalog's general advice

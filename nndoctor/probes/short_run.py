@@ -1,0 +1,106 @@
+"""A short run of the user's training setup, and the model's predictions before and after it.
+
+The copy of the model trains as the user's would: their loss and optimizer, dropout and weight
+decay left on, shuffled mini-batches drawn from a few hundred samples. Collapse onto one class
+and softmax saturation (seeds 000, 001, 003) appear early in such a run when they come from the
+setup itself (a softmax before the loss, a learning rate far too high, an extreme initial bias).
+
+Predictions are taken as the loss sees them during training: in train mode (normalization layers
+use batch statistics), but with the layers that drop units randomly switched off, so that what is
+measured is the model and not the noise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, fields
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from nndoctor.context import Context
+from nndoctor.training import Curve, fit, make_optimizer
+
+PHASE = "short training run"
+NORMALIZERS = ("softmax", "log_softmax")
+DROPPING = (nn.modules.dropout._DropoutNd, nn.MultiheadAttention, nn.RNNBase)
+
+
+@dataclass(frozen=True)
+class ShortRunSettings:
+    """The run's knobs; hashable so that ``ctx.shared`` caches one run per setting."""
+
+    samples: int = 256
+    steps: int = 60
+    batch_size: int = 32
+
+    @classmethod
+    def from_thresholds(cls, thresholds: Mapping[str, Any]) -> "ShortRunSettings":
+        return cls(**{f.name: int(thresholds[f.name]) for f in fields(cls) if f.name in thresholds})
+
+
+@dataclass(frozen=True)
+class Predictions:
+    output: torch.Tensor  # the prediction tensor on every sample (detached)
+    logits: torch.Tensor | None  # the softmax's input when the model itself ends in a (log-)softmax
+
+
+@dataclass(frozen=True)
+class ShortRun:
+    settings: ShortRunSettings
+    curve: Curve
+    targets: Any
+    initial: Predictions
+    final: Predictions | None  # None when the loss turned non-finite (the numerics check says where)
+
+
+def short_run(ctx: Context, settings: ShortRunSettings) -> ShortRun:
+    inputs, targets = ctx.batch(settings.samples)
+    model = ctx.subject.fresh_model()
+    ctx.seed_everything()
+    initial = predictions(ctx, model, inputs)
+    optimizer = make_optimizer(ctx, model)
+    curve = fit(ctx, model, inputs, targets, settings.steps, optimizer, PHASE, batch_size=settings.batch_size)
+    final = predictions(ctx, model, inputs) if curve.nonfinite_step is None else None
+    return ShortRun(settings, curve, targets, initial, final)
+
+
+class _SoftmaxInput(TorchFunctionMode):
+    """Remembers the input and result of the latest softmax / log_softmax call, whether made by an
+    nn.Softmax layer or in forward code: the logits behind a model that emits probabilities."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.latest: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        result = func(*args, **kwargs)
+        if getattr(func, "__name__", "") in NORMALIZERS and isinstance(result, torch.Tensor):
+            self.latest = (args[0] if args else kwargs["input"], result)
+        return result
+
+
+def predictions(ctx: Context, model: nn.Module, inputs: Any) -> Predictions:
+    """The model's prediction on ``inputs`` in train mode with dropout off (see above)."""
+    with torch.no_grad(), _dropout_off(model), _SoftmaxInput() as recorder:
+        output = ctx.subject.predict(model, inputs)
+    latest = recorder.latest
+    logits = latest[0].detach() if latest is not None and latest[1] is output else None
+    return Predictions(output.detach(), logits)
+
+
+@contextlib.contextmanager
+def _dropout_off(model: nn.Module) -> Iterator[None]:
+    """Dropout layers, and the modules that apply dropout themselves (attention, stacked RNNs), in
+    eval mode for the duration; put back in train mode afterwards."""
+    switched = [m for m in model.modules() if isinstance(m, DROPPING) and m.training]
+    try:
+        for module in switched:
+            module.eval()
+        yield
+    finally:
+        for module in switched:
+            module.train()

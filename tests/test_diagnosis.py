@@ -1,0 +1,138 @@
+"""Likely causes: the ranking logic on fabricated results, and the seeds' scenarios end to end."""
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.data import TensorDataset
+
+from nndoctor import api
+from nndoctor.diagnosis import rank
+from nndoctor.result import CheckResult, Status
+from tests import zoo
+
+
+def _result(check_id, status, summary="", **metrics):
+    return CheckResult(id=check_id, title=check_id, section="s", status=status, summary=summary, metrics=metrics)
+
+
+def test_softmax_before_ce_outranks_the_symptoms_it_causes():
+    results = (
+        _result("output_head", Status.FAIL, "probabilities fed to CrossEntropyLoss (fc.2 (Softmax))"),
+        _result("overfit_small_batch", Status.FAIL, "plateau", pattern="plateau"),
+        _result("easy_data", Status.FAIL),
+        _result("update_ratio", Status.WARN, "updates too small"),
+    )
+    causes = rank(results)
+    assert causes[0].key == "softmax_before_ce"
+    assert set(causes[0].checks) >= {"output_head", "overfit_small_batch", "easy_data"}
+
+
+def test_data_or_labels_needs_easy_data_to_pass():
+    failing_overfit = _result("overfit_small_batch", Status.FAIL, "plateau", pattern="plateau")
+    assert rank((failing_overfit, _result("easy_data", Status.PASS)))[0].key == "data_or_labels"
+    assert all(c.key != "data_or_labels" for c in rank((failing_overfit, _result("easy_data", Status.FAIL))))
+
+
+def test_no_problem_no_cause():
+    assert rank((_result("initial_loss", Status.PASS), _result("overfit_small_batch", Status.PASS))) == ()
+
+
+def test_warnings_rank_below_failures():
+    results = (_result("input_normalization", Status.WARN), _result("regularization_ratio", Status.FAIL))
+    assert [c.key for c in rank(results)] == ["strong_regularization", "unnormalized_inputs"]
+
+
+# --- the seeds' scenarios, on real models ---------------------------------------------------------
+
+def _images_raw():
+    data = zoo.images(n=128, channels=1, size=8, classes=10)
+    return data
+
+
+def _top(model, dataset, loss_fn, optimizer=None, task=None):
+    report = api.check(model, dataset, loss_fn=loss_fn, optimizer=optimizer, task=task, device="cpu",
+                       skip=["lr_range"])
+    return [c.key for c in report.causes], report
+
+
+class SoftmaxNet(nn.Module):
+    """Seed 000: a deep LeakyReLU net, orthogonal init, softmax output, cross-entropy."""
+
+    def __init__(self, depth=30, width=32, classes=4):
+        super().__init__()
+        layers = [nn.Linear(20, width), nn.LeakyReLU(1 / 3)]
+        for _ in range(depth - 2):
+            layers += [nn.Linear(width, width), nn.LeakyReLU(1 / 3)]
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Linear(width, classes)
+        for m in self.modules():
+            if isinstance(m, nn.Linear):
+                nn.init.orthogonal_(m.weight)
+
+    def forward(self, x):
+        return F.softmax(self.out(self.body(x)), dim=1)
+
+
+def test_seed_000_deep_softmax_net():
+    keys, _ = _top(SoftmaxNet(), zoo.blobs(n=256), nn.CrossEntropyLoss())
+    assert keys[0] == "softmax_before_ce", keys
+
+
+def keras_categorical_crossentropy(probabilities, target):
+    """Seed 001: Keras-style categorical cross-entropy on softmax probabilities, written by hand."""
+    return -(F.one_hot(target, probabilities.shape[1]) * torch.log(probabilities)).sum(1).mean()
+
+
+def test_seed_001_softmax_with_hand_written_crossentropy():
+    model = nn.Sequential(zoo.mlp(), nn.Softmax(dim=1))
+    keys, _ = _top(model, zoo.blobs(n=256), keras_categorical_crossentropy)
+    assert keys[0] == "softmax_before_ce", keys
+
+
+def test_seed_003_zero_initialized_network():
+    model = nn.Sequential(nn.Linear(20, 32), nn.LeakyReLU(0.01), nn.Linear(32, 4))
+    for p in model.parameters():
+        nn.init.zeros_(p)
+    keys, _ = _top(model, zoo.blobs(n=256), nn.CrossEntropyLoss())
+    assert keys[0] == "bad_init", keys
+
+
+def test_seed_003_relu_on_the_last_layer():
+    model = nn.Sequential(zoo.mlp(), nn.ReLU())
+    keys, _ = _top(model, zoo.blobs(n=256), nn.CrossEntropyLoss())
+    assert keys[0] == "squashed_logits", keys
+
+
+def test_seed_004_tanh_bounded_regression():
+    data = zoo.regression(n=256)
+    scaled = TensorDataset(data.tensors[0], data.tensors[1] * 4)
+    model = nn.Sequential(nn.Linear(8, 32), nn.Tanh(), nn.Linear(32, 1), nn.Tanh())
+    keys, _ = _top(model, scaled, nn.MSELoss())
+    assert keys[0] == "bounded_regression", keys
+
+
+def test_seed_004_l2_strength_one_on_a_sigmoid_net():
+    model = nn.Sequential(nn.Linear(20, 25), nn.Sigmoid(), nn.Linear(25, 4))
+    keys, _ = _top(model, zoo.blobs(n=256), nn.CrossEntropyLoss(),
+                   optimizer=lambda p: torch.optim.SGD(p, lr=0.1, weight_decay=1.0))
+    assert keys[0] == "strong_regularization", keys
+
+
+def test_learning_rate_far_too_high_for_plain_sgd():
+    keys, _ = _top(zoo.mlp(), zoo.blobs(n=256), nn.CrossEntropyLoss(), optimizer=lambda p: torch.optim.SGD(p, lr=200.0))
+    assert "lr_too_high" in keys[:2], keys
+
+
+def test_sound_model_has_no_likely_cause():
+    keys, report = _top(zoo.mlp(), zoo.blobs(n=256), nn.CrossEntropyLoss())
+    assert report.passed and keys == [], keys
+
+
+def test_try_fixes_reports_which_fix_works():
+    model = nn.Sequential(zoo.mlp(), nn.Softmax(dim=1))
+    report = api.check(model, zoo.blobs(n=256), loss_fn=nn.CrossEntropyLoss(), device="cpu",
+                       only=["output_head", "overfit_small_batch"], try_fixes=True)
+    top = report.causes[0]
+    assert top.key == "softmax_before_ce"
+    assert top.tried_fix and "removing the final activation" in top.tried_fix

@@ -1,0 +1,134 @@
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from nndoctor import catalog
+from nndoctor.checks import lr_range
+from nndoctor.context import Context
+from nndoctor.loading import build_subject
+from nndoctor.result import Status
+from tests import zoo
+from tests.conftest import run_case, run_check
+
+
+def sgd(lr, **settings):
+    return lambda params: torch.optim.SGD(params, lr=lr, **settings)
+
+
+def adam(lr):
+    return lambda params: torch.optim.Adam(params, lr=lr)
+
+
+@pytest.mark.parametrize("case", zoo.sound_cases(), ids=lambda c: c.name)
+def test_sound_models_with_default_adam_pass(case):
+    result = run_case("lr_range", case)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["suggested_lr"] < result.metrics["divergence_lr"] or result.metrics["divergence_lr"] is None
+
+
+def test_mlp_with_sgd_at_0_1_passes():
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(0.1))
+    assert result.status is Status.PASS, result.summary
+    assert "lr 0.1 is in the working range" in result.summary
+
+
+@pytest.mark.parametrize("lr", [10.0, 50.0])
+def test_sgd_far_past_divergence_fails(lr):
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(lr))
+    assert result.status is Status.FAIL, result.summary
+    assert result.metrics["divergence_lr"] <= lr  # the sweep reaches past the configured rate
+    assert "past the divergence point" in result.summary
+    assert result.fix.startswith(f"Lower the learning rate from {lr:g} to about")
+
+
+def test_rate_a_warmed_up_sweep_survives_but_a_cold_start_does_not_fails():
+    # Plain SGD at 5 blows this MLP up from init (the same setup trained by mini-batches breaks from
+    # lr 2-3), while the sweep, whose slowly rising rate warms the model up, diverges only above 5.
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(5.0))
+    assert result.status is Status.FAIL, result.summary
+    assert result.metrics["divergence_lr"] > 5.0
+    assert "diverges from init" in result.summary
+    cold = result.metrics["cold_start_losses"]
+    assert len(cold) == lr_range.COLD_STEPS + 1 and max(cold) > 10 * cold[0]
+
+
+def test_tiny_sgd_rate_warns_far_below_the_suggestion():
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(1e-6))
+    assert result.status is Status.WARN, result.summary
+    assert "below the suggestion" in result.summary
+    assert result.metrics["suggested_lr"] > 1e-6 * 1000
+    assert result.fix.startswith("Raise the learning rate from 1e-06 to about")
+
+
+def test_tiny_adam_rate_warns():
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), adam(1e-7))
+    assert result.status is Status.WARN, result.summary
+
+
+def test_the_range_follows_the_optimizer():
+    with_adam = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), adam(1e-3))
+    with_sgd = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(0.1))
+    # Adam moves every weight by about lr per step, whatever the gradient's size: its rates are lower.
+    assert with_adam.metrics["suggested_lr"] * 10 < with_sgd.metrics["suggested_lr"]
+    assert with_adam.metrics["divergence_lr"] * 10 < with_sgd.metrics["divergence_lr"]
+
+
+class InputIgnoringClassifier(nn.Module):
+    """Sees only zeros: the best it can learn is the class prior, which balanced labels already give."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = zoo.mlp()
+
+    def forward(self, x):
+        return self.body(torch.zeros_like(x))
+
+
+def test_model_that_learns_at_no_rate_warns_that_the_rate_is_not_the_cause():
+    data = zoo.blobs()
+    balanced = torch.utils.data.TensorDataset(data.tensors[0], torch.arange(len(data)) % 4)
+    result = run_check("lr_range", InputIgnoringClassifier(), balanced, nn.CrossEntropyLoss())
+    assert result.status is Status.WARN, result.summary
+    assert "no learning rate" in result.summary and "lowered the loss" in result.summary
+    assert result.metrics["suggested_lr"] is None
+    assert "overfit_small_batch" in result.fix
+
+
+def test_optimizer_without_a_rate_schedule_is_skipped():
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), lambda p: torch.optim.LBFGS(p))
+    assert result.status is Status.SKIP
+    assert "LBFGS" in result.summary
+
+
+def test_parameter_groups_are_swept_together_and_the_first_one_judged():
+    def grouped(params):
+        first, *rest = list(params)
+        return torch.optim.SGD([{"params": [first], "lr": 0.1}, {"params": rest, "lr": 0.01}])
+
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), grouped)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["configured_lr"] == 0.1
+    assert "2 parameter group(s)" in result.evidence[0]
+
+
+def test_sweep_nans_are_not_recorded_as_numerics_events():
+    case = zoo.sound_case("regression")
+    subject = build_subject(Path("<test>"), case.model, case.dataset, case.loss_fn, make_optimizer=sgd(0.7), device="cpu")
+    ctx = Context(subject)
+    finding = lr_range.run(ctx, catalog.get_spec("lr_range").thresholds)
+    assert finding.status is Status.FAIL
+    assert not all(math.isfinite(v) for v in finding.metrics["cold_start_losses"])  # it did blow up ...
+    assert ctx.nonfinite == []  # ... on purpose: not a numerics fault
+
+
+def test_report_carries_a_log_x_plot_and_a_short_table():
+    result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(0.1))
+    (plot,) = result.plots
+    assert plot.name == "lr_range" and plot.log_x
+    labels = [label for label, _, _ in plot.series]
+    assert labels[0] == "smoothed loss" and any(label.startswith("configured lr") for label in labels)
+    (table,) = result.tables
+    assert table.columns == ("lr", "smoothed loss") and len(table.rows) == lr_range.TABLE_POINTS
