@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         for future in futures:
             outcome = future.result()
             outcomes.append(outcome)
-            print(f"  [{len(outcomes)}/{len(cases)}] {outcome.name} {outcome.seconds:.1f}s", flush=True)
+            print(f"  [{len(outcomes)}/{len(cases)}]{case_lines([outcome])[0]}", flush=True)
     print_report(outcomes, args.peers)
     if args.json:
         args.json.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))
