@@ -3,23 +3,18 @@ come through here, so they give the same results."""
 
 from __future__ import annotations
 
-import importlib.util
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from nndoctor import catalog, runner
+from nndoctor import catalog, diagnosis, runner
 from nndoctor.catalog import CheckSpec
 from nndoctor.config import Config, find_config, load_config
 from nndoctor.context import Context
 from nndoctor.errors import InputError
 from nndoctor.loading import Subject, load_subject
 from nndoctor.result import Report, Status
-
-
-def implemented(spec: CheckSpec) -> bool:
-    return importlib.util.find_spec(f"nndoctor.checks.{spec.id}") is not None
 
 
 def resolve_config(target: Path, config_path: Path | None, data_path: Path | None) -> tuple[Path, Config]:
@@ -52,7 +47,6 @@ def plan(
     only = catalog.validate_ids(list(only) or list(config.only), f"{where} (only)")
     skip = catalog.validate_ids(list(skip) + list(config.skip), f"{where} (skip)")
     specs = catalog.with_overrides(catalog.load_catalog(), config.thresholds, where)
-    specs = tuple(s for s in specs if implemented(s))
     return runner.select(specs, only=only, skip=skip, quick=quick)
 
 
@@ -88,11 +82,7 @@ def run_subject(
         notes=tuple(notes),
         fail_on=Status(fail_on),
     )
-    if importlib.util.find_spec("nndoctor.diagnosis") is not None:
-        from nndoctor import diagnosis
-
-        report = diagnosis.add_causes(report, ctx)
-    return report
+    return diagnosis.add_causes(report, ctx)
 
 
 def _describe_loss(subject: Subject) -> str:

@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import torch
+
+# The suite's models are tiny: threads add nothing but contention, which on a shared 2-core
+# machine was measured to slow torch down up to 20x.
+torch.set_num_threads(1)
 
 from nndoctor import api
 from nndoctor.result import CheckResult

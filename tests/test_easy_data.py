@@ -81,6 +81,14 @@ def test_other_sound_input_and_target_structures_pass(model, dataset, loss):
     assert result.status is Status.PASS, result.summary
 
 
+def test_labels_out_of_range_are_left_out_so_the_check_points_at_the_data():
+    x, y = zoo.blobs().tensors
+    result = run_check("easy_data", zoo.mlp(), TensorDataset(x, y + 1), nn.CrossEntropyLoss())  # label 4 of 4 classes
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["prototypes"] == 3
+    assert any("look at the data" in line for line in result.evidence)
+
+
 def _easy(model, dataset, loss, samples=64):
     subject = build_subject(Path("<test>"), model, dataset, loss=loss, device="cpu")
     ctx = Context(subject)
@@ -100,6 +108,14 @@ def test_easy_data_keeps_the_input_structure_and_valid_ids():
     first_token = {int(c): set(ids[easy.targets == c, 0].tolist()) for c in easy.targets.unique()}
     assert all(len(tokens) == 1 for tokens in first_token.values())
     assert len({next(iter(t)) for t in first_token.values()}) == easy.groups == 4
+
+
+def test_a_vocabulary_smaller_than_the_classes_still_tells_them_apart():
+    tokens = torch.randint(0, 4, (128, 30), generator=torch.Generator().manual_seed(0))  # DNA letters
+    easy, _ = _easy(zoo.GRUClassifier(vocab=4, classes=8), TensorDataset(tokens, torch.arange(128) % 8), nn.CrossEntropyLoss())
+    sequences = {tuple(easy.inputs[easy.targets == c][0].tolist()) for c in range(8)}
+    assert len(sequences) == easy.groups == 8
+    assert int(easy.inputs.min()) >= 0 and int(easy.inputs.max()) <= 3
 
 
 def test_easy_images_differ_per_channel_for_pooling_models():

@@ -12,7 +12,7 @@ from tests.conftest import run_case, run_check
 
 # A smaller memorization run than the default, for speed: a model that uses its input beats the
 # zero-input baseline early, and more steps only widen the gap.
-FAST = {"samples": 32, "max_steps": 60}
+FAST = {"samples": 32, "max_steps": 60, "baseline_steps": 60}
 
 
 class IgnoresInput(nn.Module):

@@ -173,3 +173,10 @@ def test_a_finite_pass_has_no_origin():
     ctx = Context(subject)
     inputs, targets = ctx.batch(32)
     assert training.locate_nonfinite(ctx, subject.fresh_model(), inputs, targets) is None
+
+
+def test_labels_the_loss_rejects_skip_rather_than_crash():
+    x, y = zoo.blobs().tensors
+    result = run_check("numerics", zoo.mlp(), TensorDataset(x, y + 1), nn.CrossEntropyLoss())  # label 4 of 4 classes
+    assert result.status is Status.SKIP
+    assert "data_integrity" in result.summary

@@ -105,7 +105,7 @@ def test_softmax_before_cross_entropy_with_a_large_lr_pins_wrong_predictions():
     assert result.status is Status.FAIL, result.summary
     assert result.metrics["pinned_wrong_fraction"] > 0.5
     assert "probability exactly 1.0 for a wrong answer" in result.summary
-    assert "softmax" in result.fix.lower()  # the softmax's input was found: the fix names it
+    assert "emits probabilities" in result.fix and "-inf" in result.summary
 
 
 def test_hand_written_log_loss_on_probabilities_collapses():
@@ -149,3 +149,11 @@ def test_sound_multilabel_model_passes_on_every_label():
 def test_regression_is_skipped():
     case = zoo.sound_case("regression")
     assert run_case("prediction_collapse", case).status is Status.SKIP
+
+
+def test_logits_driven_apart_by_a_huge_learning_rate_fail():
+    torch.manual_seed(0)
+    result = run_check("prediction_collapse", zoo.TransformerClassifier(), zoo.tokens(), nn.CrossEntropyLoss(), adam(0.5))
+    assert result.status is Status.FAIL, result.summary
+    assert "softmax saturates" in result.summary
+    assert "Lower the learning rate (it is 0.5)" in result.fix

@@ -18,7 +18,8 @@ Prototypes, per input tensor:
   of translation-invariant models: a CNN that averages over space still sees per-channel levels,
   a sequence model that averages over time still sees per-feature levels.
 * integer tensors (tokens, categories): one token per class repeated at every position ("aaa"),
-  chosen within each position's range in the real batch, so no embedding sees an unknown id.
+  chosen within each position's range in the real batch, so no embedding sees an unknown id (a
+  random sequence per class when the vocabulary is smaller than the number of classes).
 * masks (bool tensors, or 0/1 tensors beside the main input): copied from the real batch; they
   are structure (padding), not content.
 """
@@ -105,7 +106,7 @@ def make_easy_data(ctx: Context, inputs: Any, targets: Any, samples: int) -> Eas
         raise Unsupported(f"targets are {batching.describe(targets)}, not a tensor: no easy targets to build")
     generator = torch.Generator().manual_seed(ctx.subject.seed)
     if ctx.subject.task == "classification":
-        target_rows, what = _class_targets(targets, samples, ignore_index(ctx.subject.loss_fn))
+        target_rows, what = _class_targets(targets, samples, ignore_index(ctx.subject.loss_fn), ctx.subject.output_width)
     else:
         target_rows, what = _value_targets(targets)
     groups = len(target_rows)
@@ -121,15 +122,19 @@ def make_easy_data(ctx: Context, inputs: Any, targets: Any, samples: int) -> Eas
     return EasyData(easy_inputs, easy_targets, groups, description)
 
 
-def _class_targets(targets: torch.Tensor, samples: int, ignored: int) -> tuple[torch.Tensor, str]:
+def _class_targets(targets: torch.Tensor, samples: int, ignored: int, width: int) -> tuple[torch.Tensor, str]:
     """One target row per class, in the real targets' format: the class index at every position
     of an integer target, or a one-hot row for probability targets. The classes are those the
-    real batch holds (so the loss surely accepts them), at most ``samples / 4`` of them."""
+    real batch holds, at most ``samples / 4`` of them; for one label per sample (a (N, C) output
+    of ``width`` C), only those the output has a logit for: a label out of range is a data bug,
+    which data_integrity reports and the easy data must not inherit."""
     soft = targets.is_floating_point()
     if soft and targets.dim() != 2:
         raise Unsupported(f"classification targets {batching.describe(targets)}: neither class indices nor rows of class probabilities")
     labels = (targets.argmax(dim=1) if soft else targets).detach().cpu().unique()
     labels = labels[(labels >= 0) & (labels != ignored)]
+    if targets.dim() == 1:
+        labels = labels[labels < width]
     if len(labels) < 2:
         raise Unsupported("the real batch holds fewer than two classes: nothing to tell apart")
     classes = labels[torch.linspace(0, len(labels) - 1, min(len(labels), samples // MIN_PER_GROUP)).round().long().unique()]
@@ -161,7 +166,7 @@ def _easy_tensor(real: torch.Tensor, group: torch.Tensor, groups: int, generator
         prototypes = _float_prototypes(real.shape[1:], groups, generator)
         noise = NOISE * torch.randn(len(group), *real.shape[1:], generator=generator)
         return (prototypes[group] + noise).to(real.dtype)
-    return _token_prototypes(real, groups)[group]
+    return _token_prototypes(real, groups, generator)[group]
 
 
 def _is_mask(real: torch.Tensor) -> bool:
@@ -171,10 +176,13 @@ def _is_mask(real: torch.Tensor) -> bool:
 def _float_prototypes(shape: torch.Size, groups: int, generator: torch.Generator) -> torch.Tensor:
     """(groups, *shape) standardized prototypes: a ±1 pattern per element plus codes along the
     first and the last per-sample axes, so that models pooling over any other axes still tell
-    the classes apart."""
-    pattern = torch.randint(0, 2, (groups, *shape), generator=generator).float() * 2 - 1
-    if len(shape) > 0:
-        pattern = pattern + _axis_code(shape, 0, groups, generator) + _axis_code(shape, len(shape) - 1, groups, generator)
+    the classes apart. A sample of one number gets evenly spread levels instead."""
+    if math.prod(shape) == 1:
+        pattern = _levels(groups, generator).view(groups, *shape)
+    else:
+        pattern = torch.randint(0, 2, (groups, *shape), generator=generator).float() * 2 - 1
+        for axis in sorted({0, len(shape) - 1}):
+            pattern = pattern + _axis_code(shape, axis, groups, generator)
     return (pattern - pattern.mean()) / pattern.std().clamp_min(1e-6)
 
 
@@ -184,7 +192,7 @@ def _axis_code(shape: torch.Size, axis: int, groups: int, generator: torch.Gener
     which random scalars would not keep apart."""
     length = shape[axis]
     if length == 1:
-        codes = torch.linspace(-1.5, 1.5, groups)[torch.randperm(groups, generator=generator)].view(groups, 1)
+        codes = _levels(groups, generator).view(groups, 1)
     else:
         codes = torch.randn(groups, length, generator=generator)
     view = [groups] + [1] * len(shape)
@@ -192,16 +200,24 @@ def _axis_code(shape: torch.Size, axis: int, groups: int, generator: torch.Gener
     return codes.reshape(view).expand(groups, *shape)
 
 
-def _token_prototypes(real: torch.Tensor, groups: int) -> torch.Tensor:
+def _levels(groups: int, generator: torch.Generator) -> torch.Tensor:
+    """One number per class, evenly spread (random scalars could fall close together)."""
+    return torch.linspace(-1.5, 1.5, groups)[torch.randperm(groups, generator=generator)]
+
+
+def _token_prototypes(real: torch.Tensor, groups: int, generator: torch.Generator) -> torch.Tensor:
     """(groups, *shape) integer prototypes: class g's token at every position is the one at
     (g + 0.5) / groups of that position's range in the real batch, which avoids the range's ends
-    (padding 0, special tokens at the top). Positions that never vary keep their value."""
+    (padding 0, special tokens at the top); positions that never vary keep their value. With
+    fewer tokens than classes (DNA letters, bits) the classes get random sequences instead."""
     low = real.min(dim=0).values.to(torch.float64)
-    high = real.max(dim=0).values.to(torch.float64)
-    level = (torch.arange(groups, dtype=torch.float64) + 0.5) / groups
-    level = level.view(groups, *([1] * (real.dim() - 1)))
-    tokens = (low + level * (high - low + 1)).floor().clamp(max=high)
-    return tokens.to(real.dtype)
+    span = real.max(dim=0).values.to(torch.float64) - low + 1
+    if int(span.max()) >= groups:
+        level = (torch.arange(groups, dtype=torch.float64) + 0.5) / groups
+        position = level.view(groups, *([1] * (real.dim() - 1))).expand(groups, *real.shape[1:])
+    else:
+        position = torch.rand(groups, *real.shape[1:], generator=generator, dtype=torch.float64)
+    return (low + position * span).floor().to(real.dtype)
 
 
 def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
@@ -217,7 +233,7 @@ def _map_tensors(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
 def _input_kind(main: torch.Tensor) -> str:
     if main.is_floating_point():
         return f"{tuple(main.shape[1:])} float patterns"
-    return f"{tuple(main.shape[1:])} repeated tokens"
+    return f"{tuple(main.shape[1:])} token ids, one sequence per class"
 
 
 def _listed(values: list[int]) -> str:

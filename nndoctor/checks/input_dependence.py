@@ -11,8 +11,8 @@ Two measurements:
   that returns the same input for every index).
 * *the input-independent baseline*: overfit_small_batch's run on real inputs (shared: a few dozen
   samples, regularization off, the user's loss and optimizer, stopping once memorized) against
-  the same run, same seed, samples and number of steps, on zeroed inputs (token id 0 for integer
-  inputs; boolean masks are kept). A model that ignores its input gives the very same loss curve;
+  the same run, same seed and samples, on zeroed inputs (token id 0 for integer inputs; boolean
+  masks are kept), compared after the same number of steps (at most ``baseline_steps``). A model that ignores its input gives the very same loss curve;
   one that uses it memorizes what no constant prediction can, so the memorization setting makes
   the comparison hold on any data, learnable or not.
 
@@ -41,7 +41,7 @@ from nndoctor.result import Finding, PlotData, Status
 
 IDENTICAL = 1e-6  # relative difference below which two losses are the same number up to rounding
 INCONCLUSIVE_FIX = (
-    "Give the comparison more room: raise the learning rate or the step budget (max_steps) until "
+    "Give the comparison more room: raise the learning rate or the step budget (baseline_steps) until "
     "the loss on real inputs falls; see overfit_small_batch."
 )
 
@@ -81,7 +81,8 @@ class Baseline:
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     settings = OverfitSettings(samples=int(thresholds["samples"]), max_steps=int(thresholds["max_steps"]))
-    return judge(at_init(ctx, settings.samples), baseline(ctx, settings), thresholds)
+    compared = baseline(ctx, settings, int(thresholds["baseline_steps"]))
+    return judge(at_init(ctx, settings.samples), compared, thresholds)
 
 
 def judge(init: AtInit, compared: Baseline | str, thresholds: Mapping[str, Any]) -> Finding:
@@ -213,18 +214,19 @@ def zeroed(value: Any) -> Any:
     return value
 
 
-def baseline(ctx: Context, settings: OverfitSettings) -> Baseline | str:
+def baseline(ctx: Context, settings: OverfitSettings, max_steps: int) -> Baseline | str:
     """The real-input run against the zero-input run after the same number of steps (those the
-    real-input run took to memorize, or its whole budget), or why the two cannot be compared."""
+    real-input run took to memorize, at most ``max_steps``), or why the two cannot be compared."""
     real = ctx.shared(small_batch_run, settings)
     if real.goal.baseline is not None and real.goal.baseline <= real.goal.floor:
         return "the samples' targets are all alike, so a constant prediction is already perfect"
     inputs, targets = ctx.batch(settings.samples)
+    steps = min(real.curve.steps, max_steps)
     try:
-        zero = overfit(ctx, ctx.subject.fresh_model(), zeroed(inputs), targets, replace(settings, max_steps=real.curve.steps))
+        zero = overfit(ctx, ctx.subject.fresh_model(), zeroed(inputs), targets, replace(settings, max_steps=steps))
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # user code meeting an unusual input
         return f"the model rejects all-zero inputs ({type(exc).__name__}: {exc})"
-    steps = min(real.curve.steps, zero.curve.steps)
+    steps = min(steps, zero.curve.steps)
     real_curve, zero_curve = real.curve.losses[: steps + 1], zero.curve.losses[: steps + 1]
     broken = _nonfinite_step(real_curve, zero_curve)
     if broken is not None:

@@ -47,22 +47,34 @@ KIND_WORDS = {"output": "the output of", "gradient": "the gradient of", "paramet
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
-    curve = _own_run(ctx, int(thresholds["steps"]))
+    try:
+        curve = _own_run(ctx, int(thresholds["steps"]))
+    except (IndexError, ValueError, RuntimeError) as exc:  # the loss rejects the real batch: data_integrity says why
+        curve, untrainable = None, f"the configured setup cannot train on the real batch ({type(exc).__name__}: {exc})"
     events = list(ctx.nonfinite)
-    metrics: dict[str, Any] = {"events": len(events), "own_steps": curve.steps, "own_final_loss": curve.final}
-    if not events:
-        return Finding(
-            Status.PASS,
-            f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup, "
-            "nor in any training pass of the other checks",
-            metrics,
-        )
+    metrics: dict[str, Any] = {"events": len(events)}
+    if curve is not None:
+        metrics.update(own_steps=curve.steps, own_final_loss=curve.final)
+    if events:
+        return _failure(events, metrics)
+    if curve is None:
+        return Finding.skip(f"{untrainable}; see data_integrity")
+    return Finding(
+        Status.PASS,
+        f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup, "
+        "nor in any training pass of the other checks",
+        metrics,
+    )
+
+
+def _failure(events: list[NonFiniteEvent], metrics: dict[str, Any]) -> Finding:
+    """Fail on the first event (the runs are recorded in the order the checks ran), listing all."""
     first = events[0]
     metrics.update(first_phase=first.phase, first_step=first.step, first_where=first.where, first_kind=first.kind, first_op=first.op)
     others = len({(e.where, e.kind, e.op) for e in events} - {(first.where, first.kind, first.op)})
     summary = f"NaN/Inf first appeared in {_describe(first)} at step {first.step} of {first.phase}"
     if others:
-        summary += f" (and {others} other place{'s' if others > 1 else ''}, see the table)"
+        summary += f" (and in {others} other place{'s' if others > 1 else ''}, see the table)"
     table = Table(
         "where NaN/Inf first appeared, per training run",
         ("run", "step", "where", "kind", "op"),

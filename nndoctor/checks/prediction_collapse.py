@@ -15,8 +15,10 @@ Three signatures, each judged on the samples the run trained on:
   The over-assignment ``(mean probability - label share) / (1 - label share)`` is 0 for such a
   calibrated model and 1 when every input gets that class with certainty.
 * *softmax pinned at 1 on a wrong class*: the top probability is exactly 1.0 in float32 (logit gap
-  above ~17) for a wrong class; its cross-entropy is infinite (or clipped) and its gradient through
-  a softmax zero (seed 000). Pinned on the right class is only confidence and is not judged.
+  above ~17) for a wrong class. When the model emits probabilities, the log the loss takes of the
+  right class's is -inf (or the clip value) and no gradient passes the saturated softmax (seed
+  000); with logits into a fused loss it shows logits driven far apart, by a learning rate far too
+  high. Pinned on the right class is only confidence and is not judged.
 * *large, alike logits* (seeds 001/003): the logits (the softmax's input when the model ends in a
   softmax) share a large common value and differ little between classes, and the model does no
   better than always predicting the commonest class.
@@ -36,10 +38,11 @@ from nndoctor.result import Finding, Status, Table
 from nndoctor.training import configured_lr
 
 TABLE_ROWS = 10  # classes shown in the histogram table: the most predicted and most labelled
-SOFTMAX_FIX = (
-    "The model ends in a softmax: remove it and give CrossEntropyLoss the logits (it applies a "
-    "numerically stable log-softmax itself); for hand-written log losses use F.log_softmax, not "
-    "torch.log(softmax). Then lower the learning rate if predictions still collapse."
+PROBABILITIES_FIX = (
+    "The model emits probabilities: drop its final softmax (sigmoid) and give the logits to "
+    "CrossEntropyLoss (BCEWithLogitsLoss), which take the log in a numerically stable way; in a "
+    "hand-written loss use F.log_softmax, not torch.log(softmax). Then lower the learning rate if "
+    "predictions still collapse."
 )
 
 
@@ -51,6 +54,7 @@ class Decisions:
     probabilities: torch.Tensor  # (N, K) float32
     labels: torch.Tensor  # (N,) in [0, K)
     logits: torch.Tensor | None  # (N, K) the scores before the softmax, when there are any
+    emits_probabilities: bool  # the model outputs probabilities (whose log the loss takes), not logits
 
     def choice(self, k: int) -> str:
         return f"class {k}" if self.name == "class" else f"{self.name} = {k}"
@@ -113,12 +117,11 @@ def judge(ctx: Context, result: ShortRun, after: list[Spread], before: list[Spre
     metrics = _metrics(s, s0, alike, result)
     evidence = (*_evidence(s, s0, alike, result, ctx), f"trained on {_setup(result, ctx)}")
     tables = (_histogram(s, s0),)
-    fix = SOFTMAX_FIX if result.final.logits is not None else None
+    fix = PROBABILITIES_FIX if s.decisions.emits_probabilities else None
     if s.pinned_wrong >= thresholds["pinned_wrong_fail"]:
         summary = (
             f"{s.pinned_wrong:.0%} of samples get probability exactly 1.0 for a wrong answer{s.decisions.where} "
-            f"after {result.curve.steps} steps: their cross-entropy is infinite in float32 and no gradient "
-            "flows back through the softmax"
+            f"after {result.curve.steps} steps: {_pinned_consequence(s.decisions)}"
         )
         return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx))
     if _collapsed(s, thresholds):
@@ -142,6 +145,12 @@ def judge(ctx: Context, result: ShortRun, after: list[Spread], before: list[Spre
         f"probability, against {s.labelled[k]:.0%} of the labels"
     )
     return Finding(Status.PASS, summary, metrics, evidence, tables)
+
+
+def _pinned_consequence(d: Decisions) -> str:
+    if d.emits_probabilities:  # the loss takes the log of what the model emitted (seed 000)
+        return "the log of the right answer's probability is -inf (or the clip value) and no gradient flows back through the saturated softmax"
+    return "the logits have drifted so far apart that the softmax saturates in float32 (a gap above ~17)"
 
 
 def _collapsed(s: Spread, thresholds: Mapping[str, Any]) -> bool:
@@ -183,13 +192,13 @@ def decisions(ctx: Context, prediction: Predictions, targets: Any) -> list[Decis
     p = scores if emits_probabilities else scores.sigmoid()
     truth = (targets > 0.5).long()
     if task == "binary" or targets.dim() < 2:
-        return [_binary("class", p.reshape(-1), truth.reshape(-1))]
+        return [_binary("class", p.reshape(-1), truth.reshape(-1), emits_probabilities)]
     columns = p.reshape(-1, p.shape[-1]), truth.reshape(-1, truth.shape[-1])
-    return [_binary(f"label {j}", columns[0][:, j], columns[1][:, j]) for j in range(p.shape[-1])]
+    return [_binary(f"label {j}", columns[0][:, j], columns[1][:, j], emits_probabilities) for j in range(p.shape[-1])]
 
 
-def _binary(name: str, p: torch.Tensor, labels: torch.Tensor) -> Decisions:
-    return Decisions(name, torch.stack([1 - p, p], dim=1), labels, None)
+def _binary(name: str, p: torch.Tensor, labels: torch.Tensor, emits_probabilities: bool) -> Decisions:
+    return Decisions(name, torch.stack([1 - p, p], dim=1), labels, None, emits_probabilities)
 
 
 def _class_decisions(prediction: Predictions, targets: torch.Tensor) -> Decisions | None:
@@ -199,14 +208,17 @@ def _class_decisions(prediction: Predictions, targets: torch.Tensor) -> Decision
         return None
     scores, labels = rows
     logits = _class_rows(prediction.logits, targets)[0] if prediction.logits is not None else None
-    if _is_distribution(scores):
+    emits_probabilities = _is_distribution(scores)
+    if emits_probabilities:
         probabilities = scores
-    elif _is_log_distribution(scores):
+    elif _is_log_distribution(scores):  # log_softmax into NLLLoss: as stable as logits
         probabilities = scores.exp()
     else:
         probabilities, logits = scores.softmax(dim=1), scores
     valid = (labels >= 0) & (labels < scores.shape[1])  # ignore_index entries are no decision
-    return Decisions("class", probabilities[valid], labels[valid], logits[valid] if logits is not None else None)
+    if not bool(valid.any()):
+        return None
+    return Decisions("class", probabilities[valid], labels[valid], logits[valid] if logits is not None else None, emits_probabilities)
 
 
 def _class_rows(output: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
