@@ -55,7 +55,7 @@ class Rule:
 
 
 # output_head names what it saw in its summary; these patterns sort its findings into causes.
-HEAD_PROBABILITIES = _summary(r"probabilities fed to|log of probabilities computed by softmax|log\(softmax\)|not log-probabilities")
+HEAD_PROBABILITIES = _summary(r"probabilities fed to|(?<!BCELoss )takes the log of probabilities|log\(softmax\)|not log-probabilities")
 HEAD_SIGMOID_BCE = _summary(r"BCELoss takes the log of probabilities")
 HEAD_SQUASHED = _summary(r"squashed|clipped at 0|pass through an activation|predicted probabilities stay within")
 HEAD_WIDTH = _summary(r"width")

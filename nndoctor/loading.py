@@ -463,5 +463,5 @@ def _check_loss_runs(subject: Subject, output: torch.Tensor, target: Any) -> Non
             f"{subject.path}: the loss must return a scalar tensor, got "
             f"{batching.describe(value)}. Use reduction='mean' (or return loss.mean())."
         )
-    if not math.isfinite(float(value)):
+    if not math.isfinite(float(value.detach())):
         subject.notes.append("The loss on the first batch is not finite; see data_integrity and numerics.")

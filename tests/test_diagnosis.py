@@ -1,6 +1,5 @@
 """Likely causes: the ranking logic on fabricated results, and the seeds' scenarios end to end."""
 
-import pytest
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -44,11 +43,6 @@ def test_warnings_rank_below_failures():
 
 
 # --- the seeds' scenarios, on real models ---------------------------------------------------------
-
-def _images_raw():
-    data = zoo.images(n=128, channels=1, size=8, classes=10)
-    return data
-
 
 def _top(model, dataset, loss_fn, optimizer=None, task=None):
     report = api.check(model, dataset, loss_fn=loss_fn, optimizer=optimizer, task=task, device="cpu",

@@ -20,15 +20,6 @@ CHECK = "overfit_small_batch"
 SHORT = {"max_steps": 300}  # enough for every failure below to show its pattern
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These models are tiny: intra-op threads only add overhead (and spin on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def overfit(model, dataset=None, loss_fn=None, optimizer=None, task=None, **thresholds):
     dataset = dataset if dataset is not None else zoo.blobs()
     loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()

@@ -50,7 +50,8 @@ FIXES = {
     ),
     Pattern.STILL_FALLING: (
         "The model learns, slowly: raise the learning rate (3x at a time, watching for instability) or give "
-        "the run more steps (threshold max_steps). Plain SGD without momentum is often this slow: use momentum 0.9 or Adam."
+        "the run more steps (threshold max_steps). Plain SGD without momentum is often this slow: use momentum "
+        "0.9 or Adam."
     ),
 }
 SAME_OUTPUT = 1e-5  # outputs varying less than this (relative) across samples are identical
@@ -63,9 +64,10 @@ CONSTANT_FIX = (
     "all dead (dead_relu) and that gradients reach the early layers (gradient_flow)."
 )
 STALL_FIX = (
-    "Learning stopped well above zero loss, so something caps what the model can fit: an activation on the "
-    "outputs (ReLU/Sigmoid/Tanh before the loss: see output_head), units that died or saturated during "
-    "training (dead_relu, saturation), or contradictory targets (identical inputs with different labels)."
+    "Learning stopped well above zero loss, so something caps what the model can fit: an activation on "
+    "the outputs (Softmax/Sigmoid/ReLU/Tanh before a loss that expects logits: see output_head), units "
+    "that died or saturated during training (dead_relu, saturation), or contradictory targets (identical "
+    "inputs with different labels)."
 )
 STILL_FIX = (
     "The weights hardly move: raise the learning rate (10x at a time; update_ratio shows the step size "
@@ -105,7 +107,10 @@ def _success(result: OverfitRun) -> str:
 def _exploding(result: OverfitRun, r: Reading) -> str:
     if r.nonfinite_step is not None:
         return f"the loss exploded: {result.curve.losses[r.nonfinite_step]} at step {r.nonfinite_step} (from {r.initial:.3g})"
-    return f"the loss exploded: up to {r.peak:.3g} from {r.initial:.3g}, ending at {result.curve.final:.3g} after {r.steps} steps"
+    return (
+        f"the loss exploded: up to {r.peak:.3g} from {r.initial:.3g}, "
+        f"ending at {result.curve.final:.3g} after {r.steps} steps"
+    )
 
 
 def _rising(result: OverfitRun, r: Reading) -> str:

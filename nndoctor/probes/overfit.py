@@ -141,7 +141,11 @@ def _output_spread(ctx: Context, model: nn.Module, inputs: Any) -> float | None:
     return float(output.std(dim=0).max()) / scale if scale > 0 else 0.0
 
 
-def _goal(subject: Subject, output: torch.Tensor, targets: Any, initial: float | None, settings: OverfitSettings) -> Goal:
+def _goal(
+    subject: Subject, output: torch.Tensor, targets: Any, initial: float | None, settings: OverfitSettings
+) -> Goal:
+    """Reached when the loss is within ``loss_ratio`` of the gap from the best constant prediction
+    (or, without one, the initial loss) down to the floor, and the accuracy is high enough."""
     floor = _loss_at(subject, perfect_prediction(subject, output, targets), targets)
     if floor is None or (initial is not None and floor > initial):
         floor = 0.0  # unknown (or not below the start): most losses bottom out at 0
