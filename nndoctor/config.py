@@ -46,18 +46,24 @@ def _fail(path: Path, what: str) -> InputError:
     return InputError(f"Config {path}: {what}")
 
 
-def load_config(path: Path) -> Config:
-    if not path.is_file():
-        raise InputError(f"Config file {path} does not exist. Pass an existing file to --config.")
+def read_yaml(path: Path, name: str) -> Any:
+    """safe_load a user's YAML file; syntax and read errors become one-paragraph InputErrors that
+    start with ``name`` (e.g. "Config nndoctor.yaml") and give the line and column."""
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc)
-        raise _fail(path, f"is not valid YAML{where} ({problem}). Fix the syntax and run again.") from None
+        raise InputError(f"{name} is not valid YAML{where} ({problem}). Fix the syntax and run again.") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(path, f"cannot be read ({exc}).") from None
+        raise InputError(f"{name} cannot be read ({exc}).") from None
+
+
+def load_config(path: Path) -> Config:
+    if not path.is_file():
+        raise InputError(f"Config file {path} does not exist. Pass an existing file to --config.")
+    raw = read_yaml(path, f"Config {path}:")
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):

@@ -24,11 +24,10 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 import torch
-import yaml
 from torch.utils.data import Dataset, TensorDataset
 
 from nndoctor import loading
-from nndoctor.config import TASKS
+from nndoctor.config import TASKS, read_yaml
 from nndoctor.errors import InputError
 
 TENSOR_SUFFIXES = (".pt", ".pth", ".npz")
@@ -128,14 +127,7 @@ def _parse(spec: Path | Mapping[str, Any], where: Path) -> Spec:
     name = f"Data spec {path}"
     if not path.is_file():
         raise InputError(f"{name} does not exist. Check data: in nndoctor.yaml (or --data).")
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise InputError(f"{name} is not valid YAML{at} ({getattr(exc, 'problem', None) or exc}). Fix the syntax.") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{name} cannot be read ({exc}).") from None
+    values = read_yaml(path, name)
     if not isinstance(values, dict):
         raise InputError(f"{name} must be a mapping with a kind: key ({', '.join(KINDS)}).")
     return Spec(values, path.parent, name)
