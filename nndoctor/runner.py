@@ -47,7 +47,10 @@ def check_module(check_id: str):
     return importlib.import_module(f"nndoctor.checks.{check_id}")
 
 
-def run_one(ctx: Context, spec: CheckSpec, debug: bool = False) -> CheckResult:
+def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: bool = False) -> CheckResult:
+    """Run one check; an exception becomes an `error` result, or a `skip` when data_integrity has
+    already failed: then the crash is a symptom of data the check cannot run on (a loss that
+    rejects out-of-range labels, say), and the report should point at the cause, not at the check."""
     start = time.perf_counter()
     ctx.seed_everything()  # every check starts from the same RNG state: order does not matter
     error = None
@@ -60,6 +63,12 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False) -> CheckResult:
             raise
         error = traceback.format_exc()
         finding = Finding(Status.ERROR, f"the check crashed: {type(exc).__name__}: {exc}")
+        if broken_data:
+            error = None
+            finding = Finding.skip(
+                f"cannot run on this data ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+                f"fix what data_integrity reports first"
+            )
     fix = finding.fix or spec.fix if finding.status in (Status.WARN, Status.FAIL) else None
     return CheckResult(
         id=spec.id,
@@ -91,7 +100,8 @@ def run_checks(
     for spec in selection.to_run:
         if on_start:
             on_start(spec)
-        results[spec.id] = run_one(ctx, spec, debug)
+        integrity = results.get("data_integrity")
+        results[spec.id] = run_one(ctx, spec, debug, broken_data=integrity is not None and integrity.status is Status.FAIL)
     for spec, why in selection.skipped:
         results[spec.id] = skipped_result(spec, why)
     order = [s.id for s in (*selection.to_run, *(s for s, _ in selection.skipped))]

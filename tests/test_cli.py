@@ -474,3 +474,25 @@ def test_same_seed_same_verdicts_and_metrics_in_process_and_in_a_real_process(br
     first, second = (_without_durations(json.loads(out)) for out in (in_process.stdout, process.stdout))
     assert len(first["checks"]) > 1
     assert first == second
+
+
+def test_checks_that_cannot_run_on_data_that_failed_integrity_are_skipped_not_errors():
+    """Labels beyond the output width make the loss raise in every training check: the report
+    names the data as the cause (data_integrity fail) and skips the rest instead of 'crashing'."""
+    import torch
+    from torch import nn
+    from torch.utils.data import TensorDataset
+
+    from nndoctor import api
+    from nndoctor.result import Status
+
+    x = torch.randn(64, 6)
+    y = torch.arange(64) % 4 + 1  # labels 1..4 for a 4-way head: off by one
+    report = api.check(nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 4)), TensorDataset(x, y),
+                       loss_fn=nn.CrossEntropyLoss(), device="cpu",
+                       only=["data_integrity", "initial_loss", "gradient_flow"])
+    assert report.result("data_integrity").status is Status.FAIL
+    for check_id in ("initial_loss", "gradient_flow"):
+        result = report.result(check_id)
+        assert result.status is Status.SKIP, result.summary
+        assert "data_integrity" in result.summary
