@@ -16,26 +16,6 @@ def test_sound_models_pass(case):
     assert result.status is Status.PASS, result.summary
 
 
-class Tagger(nn.Module):
-    """Per-token classes over padded sequences: output (N, C, L) against labels (N, L) with -100 padding."""
-
-    def __init__(self, vocab: int = 50, classes: int = 5):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, 16)
-        self.rnn = nn.LSTM(16, 16, batch_first=True)
-        self.head = nn.Linear(16, classes)
-
-    def forward(self, x):
-        return self.head(self.rnn(self.embed(x))[0]).transpose(1, 2)
-
-
-def _padded_tags() -> TensorDataset:
-    tokens = torch.randint(0, 50, (128, 12), generator=torch.Generator().manual_seed(0))
-    tags = tokens % 5
-    tags[:, 9:] = -100
-    return TensorDataset(tokens, tags)
-
-
 def _soft_labels() -> TensorDataset:
     x, y = zoo.blobs().tensors
     return TensorDataset(x, nn.functional.one_hot(y, 4).float() * 0.9 + 0.025)
@@ -44,7 +24,7 @@ def _soft_labels() -> TensorDataset:
 @pytest.mark.parametrize(
     "model, dataset, loss",
     [
-        (Tagger(), _padded_tags(), nn.CrossEntropyLoss()),
+        (zoo.Tagger(), zoo.padded_tags(), nn.CrossEntropyLoss()),
         (zoo.mlp(), _soft_labels(), nn.CrossEntropyLoss()),
         (zoo.mlp(), random_split(zoo.blobs(), [400, 112], generator=torch.Generator().manual_seed(0))[0], nn.CrossEntropyLoss()),
         (nn.Sequential(zoo.mlp(), nn.LogSoftmax(dim=1)), zoo.blobs(), nn.NLLLoss()),

@@ -51,29 +51,9 @@ class MaskedEncoder(nn.Module):
         return self.head((h * keep).sum(1) / keep.sum(1))
 
 
-class Tagger(nn.Module):
-    """Per-token classes: output (N, C, L) against labels (N, L) padded with -100."""
-
-    def __init__(self, vocab: int = 50, classes: int = 5):
-        super().__init__()
-        self.embed = nn.Embedding(vocab, 16)
-        self.rnn = nn.LSTM(16, 16, batch_first=True)
-        self.head = nn.Linear(16, classes)
-
-    def forward(self, x):
-        return self.head(self.rnn(self.embed(x))[0]).transpose(1, 2)
-
-
-def padded_tags() -> TensorDataset:
-    tokens = torch.randint(0, 50, (128, 12), generator=torch.Generator().manual_seed(0))
-    tags = tokens % 5
-    tags[:, 9:] = -100
-    return TensorDataset(tokens, tags)
-
-
 @pytest.mark.parametrize(
     "model, dataset, loss",
-    [(MaskedEncoder(), MaskedTokens(), nn.CrossEntropyLoss()), (Tagger(), padded_tags(), nn.CrossEntropyLoss())],
+    [(MaskedEncoder(), MaskedTokens(), nn.CrossEntropyLoss()), (zoo.Tagger(), zoo.padded_tags(), nn.CrossEntropyLoss())],
     ids=["dict_tokens_with_mask", "tagger_ignore_index"],
 )
 def test_other_sound_input_and_target_structures_pass(model, dataset, loss):

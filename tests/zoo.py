@@ -138,6 +138,27 @@ class ResidualMLP(nn.Module):
         return self.out(h)
 
 
+class Tagger(nn.Module):
+    """Per-token classes over padded sequences: output (N, C, L) against labels (N, L) with -100 padding."""
+
+    def __init__(self, vocab: int = 50, classes: int = 5):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, 16)
+        self.rnn = nn.LSTM(16, 16, batch_first=True)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x):
+        return self.head(self.rnn(self.embed(x))[0]).transpose(1, 2)
+
+
+def padded_tags() -> TensorDataset:
+    """Token sequences tagged per position, the last three positions padding (-100)."""
+    tokens = torch.randint(0, 50, (128, 12), generator=_gen(0))
+    tags = tokens % 5
+    tags[:, 9:] = -100
+    return TensorDataset(tokens, tags)
+
+
 def sound_cases() -> list[Case]:
     """Healthy setups across architectures and tasks; every check must pass (or skip) each."""
     torch.manual_seed(0)
