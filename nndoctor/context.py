@@ -61,6 +61,10 @@ class Context:
             raise value
         return value
 
+    def computed(self, probe: Callable[..., T]) -> list[T]:
+        """The values ``probe`` already returned in this run (any arguments), without running it."""
+        return [value for (cached, _), (ok, value) in self._cache.items() if cached is probe and ok]
+
     @property
     def dataset_size(self) -> int:
         return batching.dataset_size(self.subject.dataset, self.where)

@@ -18,7 +18,15 @@ from tests.conftest import run_case, run_check
 def test_sound_models_stay_finite(case):
     result = run_case("numerics", case)
     assert result.status is Status.PASS, result.summary
-    assert result.metrics["own_steps"] == 20
+    assert result.metrics["configured_steps"] == 20
+
+
+def test_reuses_the_short_run_of_prediction_collapse_instead_of_its_own():
+    report = api.check(zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), only=["prediction_collapse", "numerics"], device="cpu")
+    result = report.result("numerics")
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["configured_run"] == "short training run"
+    assert 20 <= result.metrics["configured_steps"] <= 60
 
 
 def softmax_then_log_loss(output, target):

@@ -82,6 +82,16 @@ def test_class_weighted_loss_on_imbalanced_labels_passes():
     assert result.status is Status.PASS, result.summary
 
 
+def test_the_run_stops_early_once_a_model_fits_its_labels_and_not_before_20_steps():
+    torch.manual_seed(0)
+    cnn = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 16 * 16, 10))
+    fitting = run_check("prediction_collapse", cnn, zoo.images(), nn.CrossEntropyLoss())
+    assert fitting.status is Status.PASS, fitting.summary
+    assert 20 <= fitting.metrics["steps"] < 60 and "stopped early" in " ".join(fitting.evidence)
+    slow = run_check("prediction_collapse", zoo.SmallCNN(classes=4), random_labels(zoo.images(n=128), 4), nn.CrossEntropyLoss(), sgd(1e-3))
+    assert slow.metrics["steps"] == 60
+
+
 def test_collapse_onto_the_majority_class_fails():
     # 80/20 labels, the majority logit's bias at +10 and SGD at lr 10: every input goes to class 0
     # with certainty, although a fifth of the labels say otherwise.

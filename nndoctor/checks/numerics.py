@@ -5,8 +5,9 @@ Every training run a check makes through ``training.fit`` is watched: a non-fini
 non-finite gradient behind a finite loss (sqrt at 0), is traced back to its origin (a parameter,
 the data, the first torch call that created it in the forward pass or the loss, or the first
 autograd node that created it in the backward pass) and recorded on the Context. This check runs
-last and reports those events, after a run of its own: ``steps`` training steps of the setup
-exactly as configured (learning rate, dropout, weight decay) on a real batch.
+last and reports those events. One of the runs must be the setup exactly as configured (learning
+rate, dropout, weight decay) on real data: prediction_collapse's short run is one (and longer), so
+when it ran it is reused; otherwise this check makes a run of its own, ``steps`` full-batch steps.
 """
 
 from __future__ import annotations
@@ -14,12 +15,13 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nndoctor.context import Context, NonFiniteEvent
+from nndoctor.probes.short_run import PHASE as SHORT_RUN, short_run
 from nndoctor.probes.step import INPUT_ELEMENTS  # a backward pass's input budget: large images get fewer samples
 from nndoctor.result import Finding, Status, Table
 from nndoctor.training import Curve, fit, make_optimizer
 
 PHASE = "numerics training"
-BATCH = 64  # at most; fewer for large inputs
+BATCH = 50  # at most (the overfit test's batch); fewer for large inputs
 
 LOG_FIX = (
     "A log of 0: compute log-probabilities with log_softmax / logsigmoid, or better feed logits to a fused loss "
@@ -48,21 +50,21 @@ KIND_WORDS = {"output": "the output of", "gradient": "the gradient of", "paramet
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     try:
-        curve = _own_run(ctx, int(thresholds["steps"]))
+        curve, phase = _configured_run(ctx, int(thresholds["steps"]))
     except (IndexError, ValueError, RuntimeError) as exc:  # the loss rejects the real batch: data_integrity says why
         curve, untrainable = None, f"the configured setup cannot train on the real batch ({type(exc).__name__}: {exc})"
     events = list(ctx.nonfinite)
     metrics: dict[str, Any] = {"events": len(events)}
     if curve is not None:
-        metrics.update(own_steps=curve.steps, own_final_loss=curve.final)
+        metrics.update(configured_run=phase, configured_steps=curve.steps, configured_final_loss=curve.final)
     if events:
         return _failure(events, metrics)
     if curve is None:
         return Finding.skip(f"{untrainable}; see data_integrity")
     return Finding(
         Status.PASS,
-        f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup, "
-        "nor in any training pass of the other checks",
+        f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup "
+        f"({phase}), nor in any training pass of the other checks",
         metrics,
     )
 
@@ -84,12 +86,17 @@ def _failure(events: list[NonFiniteEvent], metrics: dict[str, Any]) -> Finding:
     return Finding(Status.FAIL, summary, metrics, evidence, tables=(table,), fix=_fix(first))
 
 
-def _own_run(ctx: Context, steps: int) -> Curve:
-    """The configured setup, unchanged, for ``steps`` full-batch steps; fit records what breaks."""
+def _configured_run(ctx: Context, steps: int) -> tuple[Curve, str]:
+    """A run of the configured setup, unchanged, and its name: the short run when one was made
+    (a non-finite loss ends it early, which is what is looked for), else ``steps`` full-batch
+    steps of its own. ``fit`` records what breaks in either."""
+    earlier = ctx.computed(short_run)
+    if earlier:
+        return earlier[0].curve, SHORT_RUN
     inputs, targets = ctx.batch(ctx.samples_within(INPUT_ELEMENTS, most=BATCH))
     model = ctx.subject.fresh_model()
     ctx.seed_everything()
-    return fit(ctx, model, inputs, targets, steps, make_optimizer(ctx, model), PHASE)
+    return fit(ctx, model, inputs, targets, steps, make_optimizer(ctx, model), PHASE), PHASE
 
 
 def _describe(event: NonFiniteEvent) -> str:

@@ -336,8 +336,9 @@ def _histogram(s: Spread, s0: Spread) -> Table:
 def _setup(result: ShortRun, ctx: Context) -> str:
     settings = result.settings
     n = min(settings.samples, ctx.dataset_size)
+    stopped = " (stopped early: every mini-batch of an epoch classified right)" if result.curve.reached_goal else ""
     return (
-        f"{n} samples, {result.curve.steps} steps of mini-batches of {min(settings.batch_size, n)}, "
+        f"{n} samples, {result.curve.steps} steps of mini-batches of {min(settings.batch_size, n)}{stopped}, "
         f"optimizer {ctx.subject.optimizer_source}, dropout and weight decay as configured"
     )
 
