@@ -5,6 +5,12 @@ not proposed) and *supporting* evidence that an experienced engineer would read 
 with it (e.g. overfit fails + easy_data fails + output_head fails -> "softmax before
 CrossEntropyLoss"). A failed primary check weighs 3, a warning 1; each supporting failure adds 1,
 a supporting warning 0.5. Causes are ranked by weight, and each cites the checks behind it.
+
+Weight alone ranks a symptom above its cause when the symptom trips more checks: raw pixel values
+saturate every tanh and push the initial loss far off, so "saturated activations" and "poor
+initialization" outscore "inputs not normalized". EXPLAINS states which causes produce the
+evidence of which others; a proposed cause backed by a failed primary check ranks ahead of every
+cause it explains (the explained one is still listed: it may be a second problem).
 """
 
 from __future__ import annotations
@@ -199,6 +205,26 @@ RULES: tuple[Rule, ...] = (
     ),
 )
 
+# upstream cause -> the causes whose evidence it produces by itself. Acyclic, so an order exists.
+EXPLAINS: dict[str, tuple[str, ...]] = {
+    # labels beyond the head look like a too narrow head; NaN in the data turns up in training
+    "bad_data": ("output_width", "numerics"),
+    # unscaled inputs scale every activation: saturation, dead or exploding units, an initial loss far off
+    "unnormalized_inputs": ("saturated_activations", "dead_relus", "exploding_gradients", "vanishing_gradients", "bad_init"),
+    # a NaN/Inf loss at init fails initial_loss, which otherwise points at the initialization
+    "numerics": ("bad_init",),
+    # vanishing/exploding signal is the specific reading of a bad initialization, and a signal that
+    # vanishes with depth leaves an output that no longer depends on the input
+    "exploding_gradients": ("bad_init",),
+    "vanishing_gradients": ("bad_init", "input_ignored"),
+    # a huge bias or constant weights at init also make the output input-independent
+    "bad_init": ("input_ignored",),
+    # units that never fire pass no gradient and no input signal
+    "dead_relus": ("input_ignored", "broken_gradient_path"),
+    # an input that never reaches the output leaves the first layers without gradient
+    "input_ignored": ("broken_gradient_path",),
+}
+
 # data_or_labels only makes sense when the same model, loss and optimizer learned easy data.
 REQUIRES_PASS = {"data_or_labels": "easy_data"}
 
@@ -226,15 +252,48 @@ def _score(rule: Rule, results: dict[str, CheckResult]) -> tuple[float, list[Che
 def rank(results: tuple[CheckResult, ...]) -> tuple[Cause, ...]:
     by_id = {r.id: r for r in results}
     causes = []
+    firm = set()  # causes with a failed primary check: firm enough to explain others
     for rule in RULES:
         score, behind = _score(rule, by_id)
         if score <= 0:
             continue
+        if score >= PRIMARY[Status.FAIL]:
+            firm.add(rule.key)
         unique = list(dict.fromkeys(r.id for r in behind))
         evidence = "; ".join(f"{r.id}: {r.summary}" for r in behind[:2])
         causes.append(Cause(key=rule.key, title=rule.title, fix=rule.fix, checks=tuple(unique), score=score, evidence=evidence))
     causes.sort(key=lambda c: -c.score)  # stable: rule order breaks ties (more specific rules first)
-    return tuple(causes[:MAX_CAUSES])
+    return tuple(_causes_first(causes, firm)[:MAX_CAUSES])
+
+
+def _causes_first(ranked: list[Cause], firm: set[str]) -> list[Cause]:
+    """``ranked`` with every firm cause moved ahead of the causes it explains (EXPLAINS, also
+    through chains), the order otherwise kept."""
+    order = list(ranked)
+    moved = True
+    while moved:  # terminates: EXPLAINS is acyclic, so each cause moves ahead a bounded number of times
+        moved = False
+        for i, cause in enumerate(order):
+            explainer = next(
+                (j for j in range(i + 1, len(order)) if order[j].key in firm and _explains(order[j].key, cause.key)), None
+            )
+            if explainer is not None:
+                order.insert(i, order.pop(explainer))
+                moved = True
+                break
+    return order
+
+
+def _explains(upstream: str, downstream: str) -> bool:
+    pending, seen = list(EXPLAINS.get(upstream, ())), set()
+    while pending:
+        key = pending.pop()
+        if key == downstream:
+            return True
+        if key not in seen:
+            seen.add(key)
+            pending.extend(EXPLAINS.get(key, ()))
+    return False
 
 
 def add_causes(report: Report, ctx=None) -> Report:

@@ -130,3 +130,43 @@ def test_try_fixes_reports_which_fix_works():
     top = report.causes[0]
     assert top.key == "softmax_before_ce"
     assert top.tried_fix and "removing the final activation" in top.tried_fix
+
+
+def test_a_failed_upstream_cause_ranks_ahead_of_the_symptoms_it_explains():
+    # Raw pixels: saturation and the initial loss trip more checks than input_normalization alone.
+    results = (
+        _result("input_normalization", Status.FAIL, "inputs not centered"),
+        _result("saturation", Status.FAIL),
+        _result("gradient_flow", Status.WARN),
+        _result("activation_variance", Status.FAIL),
+        _result("initial_loss", Status.FAIL),
+        _result("weight_init", Status.WARN),
+    )
+    keys = [c.key for c in rank(results)]
+    assert keys.index("unnormalized_inputs") < keys.index("saturated_activations")
+    assert keys.index("unnormalized_inputs") < keys.index("bad_init")
+
+
+def test_a_warning_does_not_reorder_failures():
+    results = (_result("input_normalization", Status.WARN), _result("saturation", Status.FAIL), _result("gradient_flow", Status.FAIL))
+    assert [c.key for c in rank(results)][0] == "saturated_activations"
+
+
+def test_dead_relus_explain_missing_gradients_through_the_input():
+    results = (
+        _result("dead_relu", Status.FAIL),
+        _result("gradient_flow", Status.FAIL, "no gradient", no_gradient=3),
+        _result("update_ratio", Status.FAIL),
+        _result("input_dependence", Status.FAIL),
+        _result("overfit_small_batch", Status.FAIL, "plateau", pattern="plateau"),
+        _result("easy_data", Status.FAIL),
+    )
+    assert [c.key for c in rank(results)][:3] == ["dead_relus", "input_ignored", "broken_gradient_path"]
+
+
+def test_the_explains_relation_is_acyclic_and_names_real_causes():
+    from nndoctor.diagnosis import EXPLAINS, RULES, _explains
+
+    keys = {rule.key for rule in RULES}
+    assert set(EXPLAINS) <= keys and {k for ks in EXPLAINS.values() for k in ks} <= keys
+    assert not any(_explains(key, key) for key in EXPLAINS)
