@@ -2,6 +2,7 @@ import pytest
 import torch
 import torchvision
 from torch import nn
+from torch.utils.data import TensorDataset
 
 from nndoctor.result import Status
 from tests import zoo
@@ -45,11 +46,24 @@ class RoundedHidden(nn.Module):
         return self.head(torch.round(self.encoder(x)))
 
 
-def sigmoid_stack(depth: int) -> nn.Sequential:
-    layers = [nn.Linear(20, 64), nn.Sigmoid()]
+def plain_stack(depth: int, act: type[nn.Module] = nn.Sigmoid) -> nn.Sequential:
+    """``depth`` hidden layers of 64 units on the 20 blob features, then a 4-class head."""
+    layers = [nn.Linear(20, 64), act()]
     for _ in range(depth - 1):
-        layers += [nn.Linear(64, 64), nn.Sigmoid()]
+        layers += [nn.Linear(64, 64), act()]
     return nn.Sequential(*layers, nn.Linear(64, 4))
+
+
+def scaled_stack(depth: int, act: type[nn.Module], gain: float) -> nn.Sequential:
+    """A plain stack drawn at ``gain`` times He (ReLU) or Glorot (tanh) scale: every layer
+    multiplies the signal by about ``gain``, forward and backward alike."""
+    model = plain_stack(depth, act)
+    variance = 2.0 if act is nn.ReLU else 1.0  # x 1/fan_in: He, or Glorot for the square hidden layers
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            nn.init.normal_(layer.weight, std=gain * (variance / layer.in_features) ** 0.5)
+            nn.init.zeros_(layer.bias)
+    return model
 
 
 def head_only_optimizer(params):
@@ -139,14 +153,14 @@ def test_parameters_missing_from_the_optimizer_fail():
 
 
 def test_deep_sigmoid_stack_fails_with_vanishing_gradients():
-    result = run_check("gradient_flow", sigmoid_stack(depth=8), zoo.blobs())
+    result = run_check("gradient_flow", plain_stack(depth=8), zoo.blobs())
     assert result.status is Status.FAIL
     assert "vanishing gradients" in result.summary
     assert result.metrics["depth_ratio"] < 1e-5
 
 
 def test_moderately_deep_sigmoid_stack_warns():
-    result = run_check("gradient_flow", sigmoid_stack(depth=4), zoo.blobs())
+    result = run_check("gradient_flow", plain_stack(depth=4), zoo.blobs())
     assert result.status is Status.WARN
     assert 1e-5 < result.metrics["depth_ratio"] < 1e-3
 
@@ -192,3 +206,83 @@ def test_table_and_plot_follow_forward_order():
     plot = result.plots[0]
     assert plot.name == "gradient_flow" and plot.log_y
     assert plot.series[0][1] == ("encoder", "head")
+
+
+# A plain stack with the same gain per layer scales every weight gradient alike (activations grow
+# as c^l, backpropagated gradients as c^(L-l)): the depth ratio stays near 1, the absolute scale
+# is off by orders of magnitude. Zoo: broken_exploding_deep_relu, broken_vanishing_small_init_tanh.
+
+
+def test_deep_relu_stack_at_2_5x_he_fails_with_exploding_gradients_in_every_layer():
+    result = run_check("gradient_flow", scaled_stack(19, nn.ReLU, gain=2.5), zoo.blobs())
+    assert result.status is Status.FAIL
+    assert "exploding gradients in every layer" in result.summary
+    assert 1e-3 < result.metrics["depth_ratio"] < 1e3  # invisible to the depth rule
+    assert result.metrics["gradient_scale_min"] > 1e3
+    assert "clip_grad_norm_" in result.fix
+
+
+def test_deep_tanh_stack_at_0_3x_glorot_fails_with_vanishing_gradients_in_every_layer():
+    result = run_check("gradient_flow", scaled_stack(19, nn.Tanh, gain=0.3), zoo.blobs())
+    assert result.status is Status.FAIL
+    assert "vanishing gradients in every layer" in result.summary
+    assert 1e-3 < result.metrics["depth_ratio"] < 1e3
+    assert result.metrics["gradient_scale_max"] < 1e-5
+    assert "xavier_normal_" in result.fix
+
+
+def test_moderately_deep_relu_stack_at_2_5x_he_warns():
+    result = run_check("gradient_flow", scaled_stack(11, nn.ReLU, gain=2.5), zoo.blobs())
+    assert result.status is Status.WARN
+    assert "exploding gradients in every layer" in result.summary
+
+
+@pytest.mark.parametrize("act", [nn.ReLU, nn.Tanh], ids=["relu", "tanh"])
+def test_the_same_stacks_at_he_and_glorot_scale_pass(act):
+    result = run_check("gradient_flow", scaled_stack(19, act, gain=1.0), zoo.blobs())
+    assert result.status is Status.PASS, result.summary
+    assert 1e-2 < result.metrics["gradient_scale_min"] < result.metrics["gradient_scale_max"] < 10
+
+
+def test_the_loss_scale_is_divided_out():
+    # targets in the tens of thousands and a summed loss make every raw gradient ~1e6x larger;
+    # per unit loss gradient at the output the network is the same
+    def regressor():
+        torch.manual_seed(0)
+        return nn.Sequential(nn.Linear(8, 64), nn.ReLU(), nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 1))
+
+    inputs, targets = zoo.regression().tensors
+    plain = run_check("gradient_flow", regressor(), TensorDataset(inputs, targets), nn.MSELoss())
+    huge_targets = TensorDataset(inputs, 1e4 * targets + 5e4)
+    huge = run_check("gradient_flow", regressor(), huge_targets, nn.MSELoss(reduction="sum"))
+    assert huge.status is Status.PASS, huge.summary
+    assert huge.metrics["output_gradient"] > 1e6 * plain.metrics["output_gradient"]
+    for key in ("gradient_scale_min", "gradient_scale_max"):
+        assert 0.1 < huge.metrics[key] / plain.metrics[key] < 10
+
+
+class LayerScaleMLP(nn.Module):
+    """CaiT-style residual branches multiplied by a learned per-channel scale (timm's LayerScale)
+    that starts at 1e-6: most weight matrices get tiny gradients at init, by design."""
+
+    def __init__(self, width: int = 64, blocks: int = 6):
+        super().__init__()
+        self.stem = nn.Linear(20, width)
+        self.branches = nn.ModuleList(
+            nn.Sequential(nn.LayerNorm(width), nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+            for _ in range(blocks)
+        )
+        self.gammas = nn.ParameterList(nn.Parameter(torch.full((width,), 1e-6)) for _ in range(blocks))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        h = self.stem(x)
+        for branch, gamma in zip(self.branches, self.gammas):
+            h = h + gamma * branch(h)
+        return self.head(h)
+
+
+def test_layer_scale_branches_with_tiny_gradients_by_design_pass():
+    result = run_check("gradient_flow", LayerScaleMLP(), zoo.blobs())
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["gradient_scale_min"] < 1e-6  # the branch weights, as designed

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset, Subset, TensorDataset
 from torchvision.models.resnet import BasicBlock, ResNet
 
 from nndoctor.result import Status
@@ -286,10 +286,63 @@ def test_one_wide_output_with_cross_entropy_fails():
     assert "Linear(…, 2)" in result.fix
 
 
-def test_output_much_wider_than_the_labels_warns():
-    result = run_check(CHECK, zoo.mlp(classes=10), zoo.blobs(classes=2), nn.CrossEntropyLoss())
+def test_output_much_wider_than_a_complete_class_list_fails():
+    # zoo: broken_output_width_mismatch (a 10-class head copied onto a 4-class problem)
+    result = run_check(CHECK, zoo.mlp(classes=10), zoo.blobs(classes=4), nn.CrossEntropyLoss())
+    assert result.status is Status.FAIL
+    assert "output width 10 for labels 0..3: 6 logits belong to classes absent from all 512 samples" in result.summary
+    assert "Linear(…, 4)" in result.fix
+
+
+def test_a_logit_or_two_beyond_the_labels_passes():
+    # e.g. a reserved "unknown" class: not a clear mismatch
+    result = run_check(CHECK, zoo.mlp(classes=5), zoo.blobs(classes=4), nn.CrossEntropyLoss())
+    assert result.status is Status.PASS, result.summary
+    assert "5 logits for labels 0..3" in result.summary
+
+
+class ItemDataset(Dataset):
+    """Items built in __getitem__, no stored target column: only a scan of it can be read."""
+
+    def __init__(self, data: TensorDataset):
+        self.data = data
+
+    def __len__(self):
+        return len(self.data)
+
+    def __getitem__(self, index):
+        return self.data[index]
+
+
+def test_much_wider_output_on_a_scan_of_a_larger_dataset_only_warns():
+    # classes 4..9 may exist and be rarer than 1 in 2048 samples
+    result = run_check(CHECK, zoo.mlp(classes=10), ItemDataset(zoo.blobs(n=3000, classes=4)), nn.CrossEntropyLoss())
     assert result.status is Status.WARN
-    assert "output width 10 for labels 0..1" in result.summary
+    assert "absent from a scan of 2048 of 3000 samples" in result.summary
+    assert any("rarer classes may exist" in line for line in result.evidence)
+
+
+def test_much_wider_output_for_labels_with_gaps_only_warns():
+    # labels 0 and 3 only: ids from a larger set (a vocabulary, global class ids), not a class list
+    inputs, labels = zoo.blobs(classes=2).tensors
+    result = run_check(CHECK, zoo.mlp(classes=10), TensorDataset(inputs, labels * 3), nn.CrossEntropyLoss())
+    assert result.status is Status.WARN
+    assert any("skip some values" in line for line in result.evidence)
+
+
+class NamedClasses(TensorDataset):
+    """A torchvision-style dataset naming its classes."""
+
+    classes = [f"class {i}" for i in range(10)]
+
+
+def test_wider_output_covering_the_classes_the_dataset_declares_passes():
+    # a subset holding 4 of the 10 classes a torchvision-style dataset names
+    inputs, labels = zoo.blobs(classes=4).tensors
+    subset = Subset(NamedClasses(inputs, labels), range(400))
+    result = run_check(CHECK, zoo.mlp(classes=10), subset, nn.CrossEntropyLoss())
+    assert result.status is Status.PASS, result.summary
+    assert "10 logits for labels 0..3 (10 classes declared by the dataset)" in result.summary
 
 
 def test_dict_output_with_softmax_fails():

@@ -11,10 +11,22 @@ From one backward pass of the user's loss on a real batch (the shared step probe
   layer sits after the parameter (a zero classifier head, Fixup), is sound and only reported;
 - trainable parameters the optimizer does not hold: they get gradients but never move;
 - frozen parameters (requires_grad=False) are listed, not failed: freezing a backbone is common;
-- vanishing / exploding: ||grad|| / ||w|| of the earliest weight matrices against the latest, in
-  forward execution order. Relative gradients are compared because layers differ in size and
-  scale. Only weight matrices count: biases and norm parameters have other scales, and an
-  embedding only gets gradients in the rows of the tokens in the batch.
+- vanishing / exploding across depth: ||grad|| / ||w|| of the earliest weight matrices against the
+  latest, in forward execution order. Relative gradients are compared because layers differ in
+  size and scale. Only weight matrices count: biases and norm parameters have other scales, and
+  an embedding only gets gradients in the rows of the tokens in the batch;
+- vanishing / exploding in the whole network: a plain stack whose layers all have the same gain c
+  grows activations as c^l and backpropagated gradients as c^(L-l), so every weight gradient
+  carries c^(L-1) and the depth ratio stays near 1 while all of them are off by orders of
+  magnitude. So the relative gradients are also judged on their absolute scale, per unit loss
+  gradient at the output (see ``_output_gradient``: the loss's own scale, such as targets in the
+  thousands or a summed reduction, is divided out and left to update_ratio and lr_range). At that
+  scale the SGD learning rate that moves a weight matrix by CS231n's healthy ~1e-3 of its size is
+  about 1e-3 / (||grad|| / ||w||); sound networks measure 1e-2..1 (learning rates 1e-3..1e-1).
+  The whole network vanishes when even its largest relative gradient needs a learning rate beyond
+  the usual range, and explodes when even its smallest does below it. The extremes, not a typical
+  layer, are judged because sound designs scale some layers on purpose: ConvNeXt's layer scale
+  (1e-6) leaves most weight matrices with tiny gradients, a small-init head gets a large one.
 """
 
 from __future__ import annotations
@@ -23,7 +35,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+import torch
+
 from nndoctor.context import Context
+from nndoctor.probes.initial import initial_pass
 from nndoctor.probes.step import ParamStep, StepProbe, gradient_step
 from nndoctor.result import Finding, PlotData, Status, Table
 
@@ -49,14 +64,17 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
             Status.WARN, f"all {len(frozen)} parameter tensors are frozen (requires_grad=False): nothing will train",
             {"frozen": len(frozen)}, fix="Set requires_grad=True on the parameters you mean to train.",
         )
-    depth = _depth(trainable)
+    weights = _weights(trainable)
+    depth = _depth(weights)
+    scale = _scale(ctx, weights)
     problems = [
         *_missing_gradients(trainable),
         *_missing_from_optimizer(trainable),
         *([_judge_depth(depth, thresholds)] if depth else []),
+        *([_judge_scale(scale, thresholds)] if scale else []),
     ]
     notes = [*_late_gradients(trainable), *_frozen_note(frozen)]
-    return _finding(problems, notes, probe, depth)
+    return _finding(problems, notes, probe, depth, scale)
 
 
 def _nonfinite(probe: StepProbe) -> Finding:
@@ -136,9 +154,13 @@ class Depth:
     ratio: float  # geometric-mean relative gradient of the early group over the late group
 
 
-def _depth(trainable: list[ParamStep]) -> Depth | None:
+def _weights(trainable: list[ParamStep]) -> list[ParamStep]:
+    """Weight matrices with a non-zero gradient at the first step, in execution order."""
+    return [p for p in trainable if p.role == "weight" and p.has_gradient and (p.relative_gradient or 0) > 0]
+
+
+def _depth(weights: list[ParamStep]) -> Depth | None:
     """Earliest and latest quarter of the weight matrices (at least one each) in execution order."""
-    weights = [p for p in trainable if p.role == "weight" and p.has_gradient and (p.relative_gradient or 0) > 0]
     if len(weights) < 2:
         return None
     k = max(1, len(weights) // 4)
@@ -171,6 +193,79 @@ def _judge_depth(depth: Depth, thresholds: Mapping[str, Any]) -> Problem:
     return Problem(Status.PASS, text, evidence)
 
 
+@dataclass(frozen=True)
+class Scale:
+    output_gradient: float  # see _output_gradient
+    least: ParamStep  # the weight matrix with the smallest relative gradient
+    most: ParamStep  # and the largest
+
+    @property
+    def low(self) -> float:
+        """The smallest ||grad|| / ||w|| per unit loss gradient at the output."""
+        return self.least.relative_gradient / self.output_gradient
+
+    @property
+    def high(self) -> float:
+        return self.most.relative_gradient / self.output_gradient
+
+
+def _output_gradient(ctx: Context) -> float | None:
+    """The loss gradient at the model's output: root mean square per loss term (a row of class
+    scores, or one element for elementwise losses), times the number of terms when the loss sums
+    them instead of averaging. About 1 for a mean cross-entropy at init (||softmax - one-hot||),
+    2 x the rms error for MSE. Every weight gradient is proportional to it, so it carries the
+    loss's own scale. The loss alone is differentiated again, on the initial pass's output: the
+    model does not run."""
+    initial = ctx.shared(initial_pass)
+    output = initial.output.detach().clone().requires_grad_(True)
+    loss = ctx.subject.compute_loss(output, initial.targets)
+    (grad,) = torch.autograd.grad(loss, output, allow_unused=True)
+    if grad is None:
+        return None
+    row = ctx.subject.output_width if ctx.subject.task == "classification" else 1
+    terms = max(1, output.numel() // max(1, row))
+    value = float(torch.linalg.vector_norm(grad.float())) * math.sqrt(terms)
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def _scale(ctx: Context, weights: list[ParamStep]) -> Scale | None:
+    """None for a single weight matrix: it is no chain of layers to vanish or explode through (a
+    logistic regression on 224x224 pixels measures ~100 from its input width alone)."""
+    output_gradient = _output_gradient(ctx) if len(weights) >= 2 else None
+    if output_gradient is None:
+        return None
+    by_size = sorted(weights, key=lambda p: p.relative_gradient)
+    return Scale(output_gradient, by_size[0], by_size[-1])
+
+
+def _judge_scale(scale: Scale, thresholds: Mapping[str, Any]) -> Problem:
+    evidence = (
+        f"||grad||/||w|| per unit loss gradient at the output: {scale.high:.2e} at most ({scale.most.name}), "
+        f"{scale.low:.2e} at least ({scale.least.name}); sound networks: 1e-2..1",
+        f"loss gradient at the output: {scale.output_gradient:.3g} (rms per loss term)",
+    )
+    if scale.high < thresholds["vanish_scale_warn"]:
+        status = Status.FAIL if scale.high < thresholds["vanish_scale_fail"] else Status.WARN
+        return Problem(
+            status, f"vanishing gradients in every layer: ||grad||/||w|| at most {scale.high:.2g} per unit loss "
+                    f"gradient at the output, where sound networks get 1e-2..1",
+            evidence,
+            "Initialize each layer for its activation (nn.init.kaiming_normal_ for ReLU, xavier_normal_ for "
+            "tanh/sigmoid), or add normalization layers (BatchNorm/LayerNorm) or residual connections.",
+        )
+    if scale.low > thresholds["explode_scale_warn"]:
+        status = Status.FAIL if scale.low > thresholds["explode_scale_fail"] else Status.WARN
+        return Problem(
+            status, f"exploding gradients in every layer: ||grad||/||w|| at least {scale.low:.2g} per unit loss "
+                    f"gradient at the output, where sound networks get 1e-2..1",
+            evidence,
+            "Scale the initialization down to He/Glorot (every layer amplifies the signal now), add normalization "
+            "layers, and clip gradients (torch.nn.utils.clip_grad_norm_).",
+        )
+    text = f"||grad||/||w|| {scale.low:.2g}..{scale.high:.2g} per unit loss gradient at the output"
+    return Problem(Status.PASS, text, evidence)
+
+
 def _late_gradients(trainable: list[ParamStep]) -> list[str]:
     late = [p for p in trainable if p.gradient_step and p.gradient_step > 1]
     if not late:
@@ -188,7 +283,9 @@ def _frozen_note(frozen: list[ParamStep]) -> list[str]:
     return [f"frozen (requires_grad=False), not trained: {_count(frozen)} of {_modules(frozen)}"]
 
 
-def _finding(problems: list[Problem], notes: list[str], probe: StepProbe, depth: Depth | None) -> Finding:
+def _finding(
+    problems: list[Problem], notes: list[str], probe: StepProbe, depth: Depth | None, scale: Scale | None,
+) -> Finding:
     status = _worst(p.status for p in problems)
     shown = [p for p in problems if p.status is status]
     trainable = sum(p.requires_grad for p in probe.params)
@@ -201,6 +298,9 @@ def _finding(problems: list[Problem], notes: list[str], probe: StepProbe, depth:
         "no_gradient": sum(p.requires_grad and p.gradient_step is None for p in probe.params),
         "not_in_optimizer": sum(p.requires_grad and not p.in_optimizer for p in probe.params),
         "depth_ratio": depth.ratio if depth else None,
+        "gradient_scale_min": scale.low if scale else None,
+        "gradient_scale_max": scale.high if scale else None,
+        "output_gradient": scale.output_gradient if scale else None,
         "backward_passes": probe.passes,
     }
     fixes = [p.fix for p in problems if p.status is not Status.PASS and p.fix]

@@ -10,7 +10,8 @@ came from. Each pairing is then judged by what it does to learning:
   confidence (softmax outputs over 10 classes leave the true class at most 23% likely);
 - NLLLoss needs log-probabilities, anything else makes it unbounded or bounded in [-1, 0];
 - a log taken of probabilities (BCELoss after a sigmoid, log of a softmax) underflows to log 0;
-- a cross-entropy head must have one logit per class;
+- a cross-entropy head must have one logit per class: fewer fails, and so do many more (at least
+  ``width_ratio`` times) than a complete class list read from every label;
 - a bounded regression output cannot reach targets outside its bound (seed 004).
 """
 
@@ -24,6 +25,7 @@ import torch
 from torch import nn
 
 from nndoctor.context import Context
+from nndoctor.probes.data import dataset_targets, ignore_index
 from nndoctor.probes.head import ACTIVATION_RANGES, HeadTrace, LossUse, OpRecord, head_trace, producer_behind
 from nndoctor.result import Finding, Status, Table
 
@@ -393,24 +395,60 @@ def _unstable_log(seen: Seen) -> Problem:
 # ---------------------------------------------------------------------------------- output width
 
 
-def _labels(seen: Seen, loss_fn: Any) -> torch.Tensor | None:
-    """Integer class labels of the scan, without the loss's ignore_index."""
-    targets = seen.targets
+# How far wrappers (Subset, the dict-item adapter) are looked through for a dataset's class list.
+WRAPPER_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class Labels:
+    """The integer class labels of the dataset, as read for the width judgement."""
+
+    values: torch.Tensor  # 1-D, without the loss's ignore_index
+    complete: bool  # every sample's label was read, not a scan
+    coverage: str  # "all 512 samples", "a scan of 2048 of 60000 samples"
+    declared: int | None  # how many classes the dataset names (torchvision's ``classes``), if it does
+
+    @property
+    def classes(self) -> int:
+        """Classes 0..classes-1 as far as the labels reach."""
+        return int(self.values.max()) + 1
+
+    @property
+    def is_class_list(self) -> bool:
+        """Every label 0..max occurs, more than one of them: the labels are a complete class list.
+        Labels with gaps are ids from a larger set (a vocabulary, global class ids) whose unused
+        values may well have logits."""
+        return self.classes > 1 and int(torch.unique(self.values).numel()) == self.classes
+
+
+def _labels(ctx: Context) -> Labels | None:
+    column = ctx.shared(dataset_targets)
+    targets = column.values
     if not isinstance(targets, torch.Tensor) or targets.is_floating_point() or targets.numel() == 0:
         return None
-    labels = targets.reshape(-1)
-    labels = labels[labels != getattr(loss_fn, "ignore_index", -100)]
-    return labels if labels.numel() else None
+    values = targets.reshape(-1)
+    values = values[values != ignore_index(ctx.subject.loss_fn)]
+    if not values.numel():
+        return None
+    return Labels(values, column.complete, column.coverage, _declared_classes(ctx.subject.dataset))
 
 
-def _judge_width(seen: Seen, loss_fn: Any) -> list[Problem]:
+def _declared_classes(dataset: Any) -> int | None:
+    for _ in range(WRAPPER_DEPTH):
+        classes = getattr(dataset, "classes", None)
+        if isinstance(classes, (list, tuple, dict)):
+            return len(classes)
+        dataset = getattr(dataset, "dataset", None)
+    return None
+
+
+def _judge_width(seen: Seen, labels: Labels | None) -> list[Problem]:
     if seen.consumer not in LABEL_LOSSES:
         return []
-    labels = _labels(seen, loss_fn)
     width = seen.classes
-    classes = int(labels.max()) + 1 if labels is not None else None
+    classes = labels.classes if labels is not None else None
     metrics = {"labels_max": classes - 1 if classes else None}
-    head_fix = f"Make the last layer Linear(…, {classes or 'C'}): one logit per class"
+    head_fix = _head_fix(classes)
     if width == 1:
         why = ("log-softmax over a single logit is 0, so the loss is always 0 and nothing is learned"
                if seen.consumer == "cross_entropy" else "the loss only negates that one column: unbounded below")
@@ -428,14 +466,40 @@ def _judge_width(seen: Seen, loss_fn: Any) -> list[Problem]:
             ("the loss raises on those labels (see data_integrity)",),
             fix=f"{head_fix} (labels 0..{classes - 1}), or map the labels into 0..{width - 1}.", metrics=metrics,
         )]
-    if width >= seen.thresholds["width_ratio_warn"] * classes:
-        return [Problem(
-            Status.WARN, f"output width {width} for labels 0..{classes - 1}: {width - classes} logits belong to "
-                         f"classes that never occur", (f"the loss receives shape {seen.use.shape}",),
-            fix=f"{head_fix} (labels 0..{classes - 1}), unless those classes exist in data not shown here.",
-            metrics=metrics,
-        )]
-    return [Problem(Status.PASS, f"{width} logits for labels 0..{classes - 1}", metrics=metrics)]
+    # A single label value lists no classes (data_integrity and class_balance speak to it); a class
+    # list the dataset declares (torchvision's ``classes``) accounts for the logits it covers.
+    if width < seen.thresholds["width_ratio"] * classes or classes == 1 or (labels.declared or 0) >= width:
+        declared = f" ({labels.declared} classes declared by the dataset)" if labels.declared else ""
+        return [Problem(Status.PASS, f"{width} logits for labels 0..{classes - 1}{declared}", metrics=metrics)]
+    return [_too_wide(labels, width, metrics)]
+
+
+def _head_fix(classes: int | None) -> str:
+    return f"Make the last layer Linear(…, {classes or 'C'}): one logit per class"
+
+
+def _too_wide(labels: Labels, width: int, metrics: Mapping[str, Any]) -> Problem:
+    """A head far wider than the labels is a mismatch (a head copied from another task, a default
+    num_classes left in place) once the labels are known to be a complete class list: every label
+    read and all of 0..C-1 present. Otherwise the other logits may be for classes rarer than a
+    scan can see, or for ids of a larger set that the data does not use."""
+    classes = labels.classes
+    unused = f"{width - classes} logits belong to classes absent from {labels.coverage}"
+    if labels.complete and labels.is_class_list:
+        status, evidence = Status.FAIL, (
+            f"labels 0..{classes - 1} all occur and none is higher: the model has {width} logits for {classes} classes",
+            f"the extra logits start the loss at ln({width}) = {math.log(width):.2f} instead of ln({classes}) = "
+            f"{math.log(classes):.2f} and are trained only to stay low",
+        )
+    else:
+        reason = ("only a scan was read: rarer classes may exist" if not labels.complete
+                  else "the labels skip some values below their maximum: they may be ids from a larger set")
+        status, evidence = Status.WARN, (reason,)
+    return Problem(
+        status, f"output width {width} for labels 0..{classes - 1}: {unused}", evidence,
+        fix=f"{_head_fix(classes)} (labels 0..{classes - 1}), unless those classes exist in data not shown here.",
+        metrics=metrics,
+    )
 
 
 # ------------------------------------------------------------------------------------- verdict
@@ -488,7 +552,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
             f"the output comes from {seen.source}, in [{seen.stats.low:.3g}, {seen.stats.high:.3g}]",
             head_where=seen.source,
         )
-    problems = JUDGES[expects](seen) + _judge_width(seen, ctx.subject.loss_fn)
+    problems = JUDGES[expects](seen) + _judge_width(seen, _labels(ctx))
     worst = max(problems, key=lambda p: SEVERITY[p.status])  # first of the worst: the head before the width
     metrics = _metrics(seen, expects)
     for problem in problems:
