@@ -286,3 +286,28 @@ def test_layer_scale_branches_with_tiny_gradients_by_design_pass():
     result = run_check("gradient_flow", LayerScaleMLP(), zoo.blobs())
     assert result.status is Status.PASS, result.summary
     assert result.metrics["gradient_scale_min"] < 1e-6  # the branch weights, as designed
+
+
+class PerChannelScales(nn.Module):
+    """A residual MLP with LayerScale (CaiT): per-channel branch scales, 1e-5 at init, kept as
+    (1, width) tensors on the root module. Vectors, not weight matrices, though they have two
+    dimensions: their relative gradient is huge because they are tiny, which says nothing about
+    gradient flow across depth."""
+
+    def __init__(self, width=32, depth=4):
+        super().__init__()
+        self.stem = nn.Linear(20, width)
+        self.layers = nn.ModuleList(nn.Linear(width, width) for _ in range(depth))
+        self.scales = nn.ParameterList(nn.Parameter(torch.full((1, width), 1e-5)) for _ in range(depth))
+        self.head = nn.Linear(width, 4)
+
+    def forward(self, x):
+        x = self.stem(x)
+        for layer, scale in zip(self.layers, self.scales):
+            x = x + scale * torch.relu(layer(x))
+        return self.head(x)
+
+
+def test_row_vector_scales_are_not_weight_matrices():
+    result = run_check("gradient_flow", PerChannelScales(), zoo.blobs(), nn.CrossEntropyLoss())
+    assert result.status is Status.PASS, result.summary

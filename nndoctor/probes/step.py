@@ -44,7 +44,7 @@ class ParamStep:
 
     name: str  # "encoder.layers.0.linear1.weight"
     module: str  # owning module path, "" for the model itself
-    role: str  # "weight" (>= 2-D), "bias" (other 1-D/0-D), "norm" (norm-layer affine), "embedding"
+    role: str  # "weight" (two or more axes longer than 1), "bias" (other 1-D/0-D), "norm" (norm-layer affine), "embedding"
     order: int  # position of the owning module in forward execution order
     called: bool  # the owning module itself ran in the forward pass
     requires_grad: bool
@@ -235,4 +235,5 @@ def parameter_role(module: nn.Module, p: torch.Tensor) -> str:
         return "norm"
     if isinstance(module, EMBEDDINGS):
         return "embedding"
-    return "weight" if p.dim() >= 2 else "bias"
+    # A weight matrix spans two real axes: a per-channel scale kept as (1, width) is a bias-like vector.
+    return "weight" if sum(size > 1 for size in p.shape) >= 2 else "bias"
