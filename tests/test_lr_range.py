@@ -8,10 +8,12 @@ from torch import nn
 from nndoctor import catalog
 from nndoctor.checks import lr_range
 from nndoctor.context import Context
-from nndoctor.loading import build_subject
+from nndoctor.loading import build_subject, import_model_file
 from nndoctor.result import Status
 from tests import zoo
 from tests.conftest import run_case, run_check
+
+ZOO_DATA = import_model_file(Path(__file__).resolve().parent.parent / "benchmarks" / "zoo" / "_zoo_common.py")
 
 
 def sgd(lr, **settings):
@@ -26,7 +28,7 @@ def adam(lr):
 def test_sound_models_with_default_adam_pass(case):
     result = run_case("lr_range", case)
     assert result.status is Status.PASS, result.summary
-    assert result.metrics["suggested_lr"] < result.metrics["divergence_lr"] or result.metrics["divergence_lr"] is None
+    assert result.metrics["divergence_lr"] is None or result.metrics["suggested_lr"] < result.metrics["divergence_lr"]
 
 
 def test_mlp_with_sgd_at_0_1_passes():
@@ -55,6 +57,50 @@ def test_rate_a_warmed_up_sweep_survives_but_a_cold_start_does_not_fails():
     assert len(cold) == lr_range.COLD_STEPS + 1 and max(cold) > 10 * cold[0]
 
 
+def plain_cnn():
+    """No normalization: a large Adam step kills its ReLUs, and a dead network's loss stays at that
+    of a constant prediction instead of blowing up."""
+    return nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(32, 10),
+    )
+
+
+def test_rate_at_which_the_sweep_undoes_its_progress_fails():
+    # Trained on mini-batches for 40 epochs, this CNN stays at chance with Adam 0.1, and reaches 100%
+    # held-out accuracy at the suggested 0.03. The sweep's loss never reaches 4x its best: after 0.07
+    # it climbs back above its start and the ReLUs die.
+    result = run_check("lr_range", plain_cnn(), ZOO_DATA.images(), nn.CrossEntropyLoss(), adam(0.1))
+    assert result.status is Status.FAIL, result.summary
+    assert "past the divergence point" in result.summary
+    assert any("climbed back" in line and "above its start" in line for line in result.evidence)
+    assert result.metrics["best_loss"] < 0.95 * result.metrics["initial_loss"]
+    assert result.metrics["suggested_lr"] < result.metrics["divergence_lr"] <= 0.1
+
+
+def test_default_adam_on_the_same_cnn_passes():
+    result = run_check("lr_range", plain_cnn(), ZOO_DATA.images(), nn.CrossEntropyLoss())
+    assert result.status is Status.PASS, result.summary
+
+
+def test_sweep_stops_once_no_higher_rate_can_change_the_verdict(monkeypatch):
+    early = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss())
+    assert early.metrics["steps"] < 50 and early.metrics["divergence_lr"] is None
+    assert any(line.startswith("stopped at lr") for line in early.evidence)
+    monkeypatch.setattr(lr_range, "_settled", lambda lrs, smoothed: False)
+    full = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss())
+    assert full.metrics["divergence_lr"] is not None and full.metrics["steps"] > early.metrics["steps"]
+    assert (early.status, early.metrics["suggested_lr"]) == (full.status, full.metrics["suggested_lr"])
+
+
+def test_rate_above_the_suggestion_a_decade_below_divergence_is_not_tried_from_init():
+    case = zoo.sound_case("regression")
+    result = run_check("lr_range", case.model, case.dataset, case.loss_fn, adam(0.03))
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["suggested_lr"] < 0.03 and result.metrics["divergence_lr"] > lr_range.REACH * 0.03
+    assert result.metrics["cold_start_losses"] is None
+
+
 def test_tiny_sgd_rate_warns_far_below_the_suggestion():
     result = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(1e-6))
     assert result.status is Status.WARN, result.summary
@@ -73,7 +119,7 @@ def test_the_range_follows_the_optimizer():
     with_sgd = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), sgd(0.1))
     # Adam moves every weight by about lr per step, whatever the gradient's size: its rates are lower.
     assert with_adam.metrics["suggested_lr"] * 10 < with_sgd.metrics["suggested_lr"]
-    assert with_adam.metrics["divergence_lr"] * 10 < with_sgd.metrics["divergence_lr"]
+    assert with_adam.metrics["best_lr"] * 10 < with_sgd.metrics["best_lr"]
 
 
 class InputIgnoringClassifier(nn.Module):

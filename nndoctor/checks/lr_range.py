@@ -6,10 +6,22 @@ A copy of the model trains on one fixed batch with the user's optimizer class an
 decay, dropout and any regularization() penalty as configured) while the learning rate grows
 exponentially from min_lr to max_lr (at least REACH x past the configured rate), one step per rate.
 The loss is smoothed by a bias-corrected exponential moving average, as in Lightning. The sweep
-stops at the divergence point: the first rate at which the smoothed loss exceeds diverge_factor x
-its best and its starting value, or the loss turns NaN/Inf. On one fixed batch a healthy run can
-drive the loss close to zero, where a few-fold rise is jitter at the floor, not divergence: hence
-"and its starting value".
+stops at the divergence point: the first rate at which the smoothed loss rises above its starting
+value, having either fallen at least MIN_DROP below it (the rate undoes all the progress the lower
+ones made) or risen to diverge_factor x its best; or the loss turns NaN/Inf. On one fixed batch a
+healthy run can drive the loss close to zero, where a few-fold rise is jitter at the floor, not
+divergence: hence "above its starting value". Lightning's "4 x the best" alone misses losses that
+cannot blow up: a network whose ReLUs a large rate has killed sits at the loss of a constant
+prediction, about where it started (a CNN without normalization under Adam 0.1: the sweep falls to
+0.8 x its start at lr 0.07, spikes and dies at 0.09, then stays at ln(10) up to lr 10; trained on
+mini-batches at lr 0.1 it stays at chance).
+
+Past REACH x the configured rate the sweep only refines the divergence point, which no longer
+changes the verdict; it stops there once the suggestion is settled as well: the steepest descent
+lies SAFETY x below the current rate (a later divergence cannot cap it) and the loss, positive
+throughout, is below that steepest drop (it cannot fall more steeply later). A network that
+memorizes the batch at low rates would otherwise spend the rest of the sweep at the floor
+(torchvision ResNet-18 under Adam 1e-3 on 32x32 images: 38 steps instead of 50).
 
 The suggestion is the rate where the smoothed loss falls fastest against log(lr), on the falling
 part of the curve after the first few steps, and at least SAFETY x below the divergence point.
@@ -19,10 +31,12 @@ learning rates; the first group's rate is the one swept and judged.
 
 The slowly rising rate warms the model up, so a cold start diverges at rates 2-4x below the
 sweep's divergence point (measured on the sound zoo against plain training runs). A configured rate
-above the suggestion is therefore also tried as it would be used: COLD_STEPS steps from the
-initial weights, which blow up if the loss turns NaN/Inf or reaches explode_factor x the initial
-one. Not less: normalized networks at standard rates spike a few-fold in their first steps and
-recover (torchvision ResNet-18 with SGD 0.1, momentum 0.9: 2.7 -> 13 -> 7 within 10 steps).
+above the suggestion and less than REACH x below the divergence point is therefore also tried as it
+would be used: COLD_STEPS steps from the initial weights, which blow up if the loss turns NaN/Inf
+or reaches explode_factor x the initial one. Not less: normalized networks at standard rates spike
+a few-fold in their first steps and recover (torchvision ResNet-18 with SGD 0.1, momentum 0.9:
+2.7 -> 13 -> 7 within 10 steps). A rate further below the divergence point than REACH lies outside
+that 2-4x band, and the sweep that reached REACH x past it without diverging says as much.
 
 The NaNs of both runs are provoked on purpose, not numerics faults: they are not recorded on the
 context for the numerics check.
@@ -58,10 +72,11 @@ class Sweep:
     smoothed: tuple[float, ...]  # the smoothed loss before each of those steps
     divergence_lr: float | None  # None: no divergence up to the last rate
     nonfinite: bool  # the sweep ended on a NaN/Inf loss
+    settled: bool = False  # stopped before divergence: past REACH x the configured rate, suggestion settled
 
     @property
     def best(self) -> int:
-        return min(range(len(self.smoothed)), key=self.smoothed.__getitem__)
+        return _lowest(self.smoothed)
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
@@ -78,9 +93,10 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         return Finding.skip("the loss is not finite at init, so no learning rate can be tested; see numerics")
     suggestion = _suggestion(sweep)
     past_divergence = sweep.divergence_lr is not None and configured >= sweep.divergence_lr
-    cold = None  # rates up to the suggestion lie well inside what the sweep survived: no cold start needed
-    if not past_divergence and (suggestion is None or configured > suggestion):
-        cold = _cold_start(ctx, configured, inputs, targets)
+    # The sweep is over: its gradients and optimizer state go before a cold start trains a second copy.
+    optimizer.zero_grad(set_to_none=True)
+    optimizer.state.clear()
+    cold = _cold_start(ctx, configured, inputs, targets) if _needs_cold_start(configured, suggestion, sweep) else None
     metrics = {
         "configured_lr": configured, "suggested_lr": suggestion, "divergence_lr": sweep.divergence_lr,
         "initial_loss": sweep.smoothed[0], "best_loss": sweep.smoothed[sweep.best], "best_lr": sweep.lrs[sweep.best],
@@ -146,6 +162,7 @@ def _schedule(thresholds: Mapping[str, Any], configured: float) -> list[float]:
 
 def _sweep(trainer: _Trainer, thresholds: Mapping[str, Any]) -> Sweep:
     beta, factor = float(thresholds["smoothing"]), float(thresholds["diverge_factor"])
+    reach = REACH * trainer.rates[0]
     schedule = _schedule(thresholds, trainer.rates[0])
     lrs: list[float] = []
     smoothed: list[float] = []
@@ -158,13 +175,37 @@ def _sweep(trainer: _Trainer, thresholds: Mapping[str, Any]) -> Sweep:
         smoothed.append(average / (1 - beta ** (step + 1)))
         if step and _diverged(smoothed[-1], min(smoothed), smoothed[0], factor):
             return Sweep(tuple(lrs), tuple(smoothed), lr, False)
+        if lr >= reach and _settled(lrs, smoothed):
+            return Sweep(tuple(lrs), tuple(smoothed), None, False, settled=True)
     return Sweep(tuple(lrs), tuple(smoothed), None, False)
 
 
 def _diverged(loss: float, best: float, start: float, factor: float) -> bool:
-    """Above ``factor`` x the best loss and above the start. A loss that can be negative has no
-    such scale: there only NaN/Inf counts."""
-    return best > 0 and loss > factor * best and loss > start
+    """Above the start, after falling MIN_DROP below it or rising to ``factor`` x the best loss. A
+    loss that can be negative has no such scale: there only NaN/Inf counts."""
+    if best <= 0 or loss <= start:
+        return False
+    return best <= (1 - MIN_DROP) * start or loss > factor * best
+
+
+def _settled(lrs: list[float], smoothed: list[float]) -> bool:
+    """No later rate can move the suggestion: the steepest descent lies SAFETY x below the current
+    rate, so a divergence beyond it cannot cap the suggestion, and the loss has stayed positive and
+    is now below the steepest drop, so it cannot fall more steeply later."""
+    steepest = _steepest(smoothed)
+    if steepest is None or min(smoothed) <= 0:
+        return False
+    index, drop = steepest
+    return SAFETY * lrs[index] <= lrs[-1] and smoothed[-1] < drop
+
+
+def _needs_cold_start(configured: float, suggestion: float | None, sweep: Sweep) -> bool:
+    """Rates up to the suggestion lie well inside what the sweep survived, and a cold start diverges
+    at most ~4x below the sweep: only a rate above the suggestion and within REACH below the
+    divergence point is tried from init."""
+    if suggestion is not None and configured <= suggestion:
+        return False
+    return sweep.divergence_lr is not None and configured < sweep.divergence_lr < REACH * configured
 
 
 def _cold_start(ctx: Context, configured: float, inputs: Any, targets: Any) -> tuple[float, ...]:
@@ -183,17 +224,27 @@ def _objective(ctx: Context, model: nn.Module, inputs: Any, targets: Any) -> tor
 
 
 def _suggestion(sweep: Sweep) -> float | None:
-    """Steepest descent of the smoothed loss against log(lr) (the schedule is exponential, so
-    against the step index), between the warm-up and the best point; None if the loss never fell."""
-    curve = sweep.smoothed
-    first, last = max(1, round(SKIP_SHARE * len(curve))), sweep.best
+    """The steepest descent, kept SAFETY x below the divergence point; None if the loss never fell."""
+    steepest = _steepest(sweep.smoothed)
+    if steepest is None:
+        return None
+    rate = sweep.lrs[steepest[0]]
+    return rate if sweep.divergence_lr is None else min(rate, sweep.divergence_lr / SAFETY)
+
+
+def _steepest(curve: Sequence[float]) -> tuple[int, float] | None:
+    """Where the smoothed loss falls fastest against log(lr) (the schedule is exponential, so
+    against the step index), between the warm-up and the best point, and by how much over the two
+    steps around it; None if the loss never fell MIN_DROP below its start."""
+    first, last = max(1, round(SKIP_SHARE * len(curve))), _lowest(curve)
     if last - first < 2 or curve[last] > (1 - MIN_DROP) * curve[0]:
         return None
-    slopes = {i: curve[i + 1] - curve[i - 1] for i in range(first, last)}
-    steepest = min(slopes, key=slopes.__getitem__)
-    if sweep.divergence_lr is None:
-        return sweep.lrs[steepest]
-    return min(sweep.lrs[steepest], sweep.divergence_lr / SAFETY)
+    index = min(range(first, last), key=lambda i: curve[i + 1] - curve[i - 1])
+    return index, curve[index - 1] - curve[index + 1]
+
+
+def _lowest(curve: Sequence[float]) -> int:
+    return min(range(len(curve)), key=curve.__getitem__)
 
 
 def _judge(
@@ -245,10 +296,12 @@ def _evidence(sweep: Sweep, suggestion, configured: float, cold, optimizer, samp
         f"smoothed loss {sweep.smoothed[0]:.4g} at the start, best {sweep.smoothed[sweep.best]:.4g} at lr {sweep.lrs[sweep.best]:.2g}",
     ]
     if sweep.divergence_lr is not None:
-        how = "the loss turned NaN/Inf" if sweep.nonfinite else (
-            f"the smoothed loss {sweep.smoothed[-1]:.4g} exceeded {thresholds['diverge_factor']:g}x its best"
+        lines.append(f"diverged at lr {sweep.divergence_lr:.2g}: {_divergence_text(sweep, float(thresholds['diverge_factor']))}")
+    if sweep.settled:
+        lines.append(
+            f"stopped at lr {sweep.lrs[-1]:.2g}, {REACH:g}x past the configured rate, with the loss below its steepest "
+            "drop: higher rates could only refine the divergence point"
         )
-        lines.append(f"diverged at lr {sweep.divergence_lr:.2g}: {how}")
     if suggestion is not None:
         lines.append(f"steepest descent of the smoothed loss at lr {suggestion:.2g} (kept {SAFETY:g}x below divergence)")
     at_configured = _loss_at(sweep, configured)
@@ -260,6 +313,15 @@ def _evidence(sweep: Sweep, suggestion, configured: float, cold, optimizer, samp
             f"(highest {_peak(cold):.4g})"
         )
     return tuple(lines)
+
+
+def _divergence_text(sweep: Sweep, factor: float) -> str:
+    if sweep.nonfinite:
+        return "the loss turned NaN/Inf"
+    start, best, last = sweep.smoothed[0], sweep.smoothed[sweep.best], sweep.smoothed[-1]
+    if last > factor * best:
+        return f"the smoothed loss {last:.4g} exceeded {factor:g}x its best"
+    return f"the smoothed loss climbed back from {best:.4g} to {last:.4g}, above its start {start:.4g}"
 
 
 def _loss_at(sweep: Sweep, lr: float) -> float | None:
