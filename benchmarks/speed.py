@@ -12,7 +12,7 @@ sound_transformer_encoder):
 - ratio: full / overfit;
 - quick: wall time of `--quick`;
 - memory: peak resident memory of the process (ru_maxrss) minus its resident memory just before
-  the measured work started (model and data already built, torch imported), for the full
+  the measured work started (model and data already built, torch and nndoctor's check modules imported), for the full
   checklist and for 20 bare training steps. Each measurement runs in a fresh subprocess, so the
   peaks do not mix;
 - help: wall time of `nndoctor --help` (start-up, including imports).
@@ -77,6 +77,12 @@ def load(path: Path, with_dataset: bool = False):
     # The first optimizer a process builds imports torch._dynamo (seconds, and tens of MiB): pay it
     # here, outside every timed and memory-measured section, so all measurements compare alike.
     make_optimizer(torch.nn.Linear(1, 1).parameters())
+    # nndoctor's own code (every check module and what it imports) is loaded here too: the memory
+    # figures compare working memory (tensors, copies, caches), not the size of the code.
+    from nndoctor import catalog, runner
+
+    for spec in catalog.load_catalog():
+        runner.check_module(spec.id)
     if with_dataset:
         return model, dataset, loss_fn, make_optimizer
     return model, inputs, labels, loss_fn, make_optimizer
