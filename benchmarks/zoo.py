@@ -472,7 +472,7 @@ def peer_progress_line(o: Outcome) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0].replace("\n", " "))
     parser.add_argument("--only", help="run only cases whose file name contains this substring")
     parser.add_argument("--json", type=Path, help="write the raw per-case results to this file")
     parser.add_argument("--peers", action="store_true", help="also run neural-net-checklist on every case")

@@ -213,8 +213,9 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "unnormalized_inputs": ("saturated_activations", "dead_relus", "exploding_gradients", "vanishing_gradients", "bad_init"),
     # a NaN/Inf loss at init fails initial_loss, which otherwise points at the initialization
     "numerics": ("bad_init",),
-    # vanishing/exploding signal is the specific reading of a bad initialization, and a signal that
-    # vanishes with depth leaves an output that no longer depends on the input
+    # vanishing/exploding with depth is what an initial loss far off reads as when the weights
+    # themselves look fine (see OBSERVED); a signal that vanishes with depth also leaves an output
+    # that no longer depends on the input
     "exploding_gradients": ("bad_init",),
     "vanishing_gradients": ("bad_init", "input_ignored"),
     # a huge bias or constant weights at init also make the output input-independent
@@ -224,6 +225,10 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     # an input that never reaches the output leaves the first layers without gradient
     "input_ignored": ("broken_gradient_path",),
 }
+
+# A cause the check that looks at it directly has flagged is observed, not inferred from symptoms:
+# it is not moved behind another cause (constant weights are the root even when gradients vanish).
+OBSERVED = {"bad_init": "weight_init"}
 
 # data_or_labels only makes sense when the same model, loss and optimizer learned easy data.
 REQUIRES_PASS = {"data_or_labels": "easy_data"}
@@ -253,27 +258,32 @@ def rank(results: tuple[CheckResult, ...]) -> tuple[Cause, ...]:
     by_id = {r.id: r for r in results}
     causes = []
     firm = set()  # causes with a failed primary check: firm enough to explain others
+    observed = set()  # causes seen directly (OBSERVED): never moved behind another
     for rule in RULES:
         score, behind = _score(rule, by_id)
         if score <= 0:
             continue
         if score >= PRIMARY[Status.FAIL]:
             firm.add(rule.key)
+        if rule.key in OBSERVED and OBSERVED[rule.key] in {r.id for r in behind}:
+            observed.add(rule.key)
         unique = list(dict.fromkeys(r.id for r in behind))
         evidence = "; ".join(f"{r.id}: {r.summary}" for r in behind[:2])
         causes.append(Cause(key=rule.key, title=rule.title, fix=rule.fix, checks=tuple(unique), score=score, evidence=evidence))
     causes.sort(key=lambda c: -c.score)  # stable: rule order breaks ties (more specific rules first)
-    return tuple(_causes_first(causes, firm)[:MAX_CAUSES])
+    return tuple(_causes_first(causes, firm, observed)[:MAX_CAUSES])
 
 
-def _causes_first(ranked: list[Cause], firm: set[str]) -> list[Cause]:
+def _causes_first(ranked: list[Cause], firm: set[str], observed: set[str]) -> list[Cause]:
     """``ranked`` with every firm cause moved ahead of the causes it explains (EXPLAINS, also
-    through chains), the order otherwise kept."""
+    through chains) unless those were observed directly, the order otherwise kept."""
     order = list(ranked)
     moved = True
     while moved:  # terminates: EXPLAINS is acyclic, so each cause moves ahead a bounded number of times
         moved = False
         for i, cause in enumerate(order):
+            if cause.key in observed:
+                continue
             explainer = next(
                 (j for j in range(i + 1, len(order)) if order[j].key in firm and _explains(order[j].key, cause.key)), None
             )

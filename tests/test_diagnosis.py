@@ -170,3 +170,13 @@ def test_the_explains_relation_is_acyclic_and_names_real_causes():
     keys = {rule.key for rule in RULES}
     assert set(EXPLAINS) <= keys and {k for ks in EXPLAINS.values() for k in ks} <= keys
     assert not any(_explains(key, key) for key in EXPLAINS)
+
+
+def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_look_wrong():
+    symptoms = (
+        _result("initial_loss", Status.FAIL),
+        _result("activation_variance", Status.FAIL, direction="growing"),
+        _result("gradient_flow", Status.FAIL, "exploding"),
+    )
+    assert [c.key for c in rank(symptoms)][0] == "exploding_gradients"
+    assert [c.key for c in rank((*symptoms, _result("weight_init", Status.FAIL)))][0] == "bad_init"
