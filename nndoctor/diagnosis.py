@@ -214,7 +214,7 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     # a NaN/Inf loss at init fails initial_loss, which otherwise points at the initialization
     "numerics": ("bad_init",),
     # vanishing/exploding with depth is what an initial loss far off reads as when the weights
-    # themselves look fine (see OBSERVED); a signal that vanishes with depth also leaves an output
+    # themselves look fine (see MECHANISMS); a signal that vanishes with depth also leaves an output
     # that no longer depends on the input
     "exploding_gradients": ("bad_init",),
     "vanishing_gradients": ("bad_init", "input_ignored"),
@@ -226,9 +226,12 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "input_ignored": ("broken_gradient_path",),
 }
 
-# A cause the check that looks at it directly has flagged is observed, not inferred from symptoms:
-# it is not moved behind another cause (constant weights are the root even when gradients vanish).
+# Edges of EXPLAINS that hold only while the explained cause is inferred from symptoms: once the
+# check that looks at it directly has flagged it (weight_init for the initialization), it is
+# observed, and a mechanism it produces itself cannot explain it (constant weights are the root
+# even when gradients vanish; a NaN from log(0) still explains an initial loss of inf).
 OBSERVED = {"bad_init": "weight_init"}
+MECHANISMS = {("exploding_gradients", "bad_init"), ("vanishing_gradients", "bad_init")}
 
 # data_or_labels only makes sense when the same model, loss and optimizer learned easy data.
 REQUIRES_PASS = {"data_or_labels": "easy_data"}
@@ -276,16 +279,18 @@ def rank(results: tuple[CheckResult, ...]) -> tuple[Cause, ...]:
 
 def _causes_first(ranked: list[Cause], firm: set[str], observed: set[str]) -> list[Cause]:
     """``ranked`` with every firm cause moved ahead of the causes it explains (EXPLAINS, also
-    through chains) unless those were observed directly, the order otherwise kept."""
+    through chains; MECHANISMS not for observed causes), the order otherwise kept."""
+    edges = {
+        upstream: tuple(d for d in downstream if not (d in observed and (upstream, d) in MECHANISMS))
+        for upstream, downstream in EXPLAINS.items()
+    }
     order = list(ranked)
     moved = True
     while moved:  # terminates: EXPLAINS is acyclic, so each cause moves ahead a bounded number of times
         moved = False
         for i, cause in enumerate(order):
-            if cause.key in observed:
-                continue
             explainer = next(
-                (j for j in range(i + 1, len(order)) if order[j].key in firm and _explains(order[j].key, cause.key)), None
+                (j for j in range(i + 1, len(order)) if order[j].key in firm and _explains(edges, order[j].key, cause.key)), None
             )
             if explainer is not None:
                 order.insert(i, order.pop(explainer))
@@ -294,15 +299,15 @@ def _causes_first(ranked: list[Cause], firm: set[str], observed: set[str]) -> li
     return order
 
 
-def _explains(upstream: str, downstream: str) -> bool:
-    pending, seen = list(EXPLAINS.get(upstream, ())), set()
+def _explains(edges: dict[str, tuple[str, ...]], upstream: str, downstream: str) -> bool:
+    pending, seen = list(edges.get(upstream, ())), set()
     while pending:
         key = pending.pop()
         if key == downstream:
             return True
         if key not in seen:
             seen.add(key)
-            pending.extend(EXPLAINS.get(key, ()))
+            pending.extend(edges.get(key, ()))
     return False
 
 

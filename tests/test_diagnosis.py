@@ -165,11 +165,12 @@ def test_dead_relus_explain_missing_gradients_through_the_input():
 
 
 def test_the_explains_relation_is_acyclic_and_names_real_causes():
-    from nndoctor.diagnosis import EXPLAINS, RULES, _explains
+    from nndoctor.diagnosis import EXPLAINS, MECHANISMS, RULES, _explains
 
     keys = {rule.key for rule in RULES}
     assert set(EXPLAINS) <= keys and {k for ks in EXPLAINS.values() for k in ks} <= keys
-    assert not any(_explains(key, key) for key in EXPLAINS)
+    assert not any(_explains(EXPLAINS, key, key) for key in EXPLAINS)
+    assert all(downstream in EXPLAINS[upstream] for upstream, downstream in MECHANISMS)
 
 
 def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_look_wrong():
@@ -180,3 +181,8 @@ def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_
     )
     assert [c.key for c in rank(symptoms)][0] == "exploding_gradients"
     assert [c.key for c in rank((*symptoms, _result("weight_init", Status.FAIL)))][0] == "bad_init"
+
+
+def test_a_nan_from_log_of_zero_outranks_oversized_weights_behind_it():
+    results = (_result("numerics", Status.FAIL), _result("weight_init", Status.FAIL), _result("initial_loss", Status.FAIL))
+    assert [c.key for c in rank(results)][:2] == ["numerics", "bad_init"]

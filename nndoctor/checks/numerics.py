@@ -64,7 +64,8 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     return Finding(
         Status.PASS,
         f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup "
-        f"({phase}), nor in any training pass of the other checks",
+        f"({'its own run' if phase == PHASE else 'the ' + phase + ' of prediction_collapse'}), "
+        "nor in any training pass of the other checks",
         metrics,
     )
 
