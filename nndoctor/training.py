@@ -168,12 +168,21 @@ def minibatches(inputs: Any, targets: Any, batch_size: int | None) -> Iterator[t
 
 def _step_and_measure(model: nn.Module, optimizer: torch.optim.Optimizer) -> float:
     """Take one optimizer step and return gradient . (change of the parameters): the loss change
-    the step predicts to first order (the gradients are still those of the loss before it)."""
+    the step predicts to first order (the gradients are still those of the loss before it).
+
+    Computed as g.w_after - g.w_before, one tensor at a time in float64 (products of float32
+    values are exact there, so the difference keeps its sign even for tiny steps), instead of
+    keeping a copy of every weight across the step: that copy would be the largest allocation of
+    the whole run on a big model."""
     trained = [p for p in model.parameters() if p.grad is not None and not p.grad.is_sparse]
-    before = [p.detach().clone() for p in trained]
+    before = _gradient_dot_weights(trained)
     optimizer.step()
+    return _gradient_dot_weights(trained) - before
+
+
+def _gradient_dot_weights(parameters: list[nn.Parameter]) -> float:
     with torch.no_grad():
-        return float(sum((p.grad * (p - old)).sum() for p, old in zip(trained, before)))
+        return sum(float((p.grad.double() * p.double()).sum()) for p in parameters)
 
 
 class Origin(NamedTuple):
