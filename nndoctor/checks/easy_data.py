@@ -40,7 +40,7 @@ from nndoctor.context import Context
 from nndoctor.curves import Pattern
 from nndoctor.probes.data import ignore_index
 from nndoctor.probes.overfit import PHASE as OVERFIT_PHASE
-from nndoctor.probes.overfit import OverfitRun, OverfitSettings, overfit
+from nndoctor.probes.overfit import OverfitRun, OverfitSettings, overfit_fresh_copy
 from nndoctor.result import Finding, PlotData, Status
 
 PHASE = "easy_data training"
@@ -90,7 +90,7 @@ def _train(ctx: Context, easy: EasyData, settings: OverfitSettings) -> OverfitRu
     """The overfit procedure on the easy data; NaN/Inf events it records are ours, not the
     overfit check's (the probe labels them with its own phase)."""
     before = len(ctx.nonfinite)
-    result = overfit(ctx, ctx.subject.fresh_model(), easy.inputs, easy.targets, settings)
+    result = overfit_fresh_copy(ctx, easy.inputs, easy.targets, settings)
     ctx.nonfinite[before:] = [
         dataclasses.replace(e, phase=PHASE) if e.phase == OVERFIT_PHASE else e for e in ctx.nonfinite[before:]
     ]

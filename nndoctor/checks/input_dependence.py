@@ -36,7 +36,7 @@ from nndoctor import batching
 from nndoctor.context import Context
 from nndoctor.curves import sample_points
 from nndoctor.probes.data import named_tensors
-from nndoctor.probes.overfit import OverfitSettings, overfit, small_batch_run
+from nndoctor.probes.overfit import OverfitSettings, overfit_fresh_copy, small_batch_run
 from nndoctor.result import Finding, PlotData, Status
 
 IDENTICAL = 1e-6  # relative difference below which two losses are the same number up to rounding
@@ -223,7 +223,7 @@ def baseline(ctx: Context, settings: OverfitSettings, max_steps: int) -> Baselin
     inputs, targets = ctx.batch(settings.samples)
     steps = min(real.curve.steps, max_steps)
     try:
-        zero = overfit(ctx, ctx.subject.fresh_model(), zeroed(inputs), targets, replace(settings, max_steps=steps))
+        zero = overfit_fresh_copy(ctx, zeroed(inputs), targets, replace(settings, max_steps=steps))
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # user code meeting an unusual input
         return f"the model rejects all-zero inputs ({type(exc).__name__}: {exc})"
     steps = min(steps, zero.curve.steps)

@@ -82,12 +82,22 @@ class OverfitRun:
 
 def small_batch_run(ctx: Context, settings: OverfitSettings) -> OverfitRun:
     inputs, targets = ctx.batch(settings.samples)
-    return overfit(ctx, ctx.subject.fresh_model(), inputs, targets, settings)
+    return overfit_fresh_copy(ctx, inputs, targets, settings)
 
 
-def overfit(ctx: Context, model: nn.Module, inputs: Any, targets: Any, settings: OverfitSettings) -> OverfitRun:
+def overfit_fresh_copy(ctx: Context, inputs: Any, targets: Any, settings: OverfitSettings) -> OverfitRun:
+    """``overfit`` on a fresh copy of the user's model, whose unchanged weights serve as the
+    starting point the weight change is measured from: no snapshot of the copy is kept."""
+    return overfit(ctx, ctx.subject.fresh_model(), inputs, targets, settings, start=ctx.subject.model)
+
+
+def overfit(
+    ctx: Context, model: nn.Module, inputs: Any, targets: Any, settings: OverfitSettings, start: nn.Module | None = None,
+) -> OverfitRun:
     """Train ``model`` (a copy: it is changed) full-batch on (inputs, targets) with dropout and
-    weight decay off, stopping as soon as the goal is reached, and classify the curve if not."""
+    weight decay off, stopping as soon as the goal is reached, and classify the curve if not.
+    ``start``: a module holding the weights ``model`` starts from, parameter for parameter (the
+    user's model for a fresh copy of it); without it a snapshot of ``model`` is kept."""
     ctx.seed_everything()
     model = without_regularization(model).train()
     with torch.no_grad():  # the initial prediction tells the shapes the goal's reference losses need
@@ -95,7 +105,7 @@ def overfit(ctx: Context, model: nn.Module, inputs: Any, targets: Any, settings:
     initial_loss = _loss_at(ctx.subject, initial_output, targets)
     goal = _goal(ctx.subject, initial_output, targets, initial_loss, settings)
     optimizer = make_optimizer(ctx, model, weight_decay=False)
-    start = [p.detach().clone() for p in model.parameters()]
+    initial = [p.detach() for p in start.parameters()] if start is not None else [p.detach().clone() for p in model.parameters()]
     curve = fit(
         ctx, model, inputs, targets, settings.max_steps, optimizer, PHASE, goal=goal.reached,
         measure_first_step=True,
@@ -105,7 +115,7 @@ def overfit(ctx: Context, model: nn.Module, inputs: Any, targets: Any, settings:
     return OverfitRun(
         curve, goal, _classify(curve, goal, settings), settings,
         random_forward=initial_loss is not None and not math.isclose(initial_loss, curve.initial, rel_tol=1e-5),
-        weight_change=_weight_change(model, start), output_spread=_output_spread(ctx, model, inputs),
+        weight_change=_weight_change(model, initial), output_spread=_output_spread(ctx, model, inputs),
     )
 
 
@@ -125,7 +135,7 @@ def _weight_change(model: nn.Module, start: list[torch.Tensor]) -> float:
     negligible; bounded by 2). The larger of the two norms keeps zero-initialized models finite."""
     with torch.no_grad():
         end = [p.detach().float() for p in model.parameters()]
-        moved = math.sqrt(sum(float((e - s.float()).pow(2).sum()) for e, s in zip(end, start)))
+        moved = math.sqrt(sum(float((e - s.to(e.device).float()).pow(2).sum()) for e, s in zip(end, start)))
         size = max(math.sqrt(sum(float(t.float().pow(2).sum()) for t in group)) for group in (start, end))
     return moved / size if size > 0 else 0.0
 

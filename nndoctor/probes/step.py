@@ -103,12 +103,14 @@ def gradient_step(ctx: Context) -> StepProbe:
     with _execution_order(model) as order:
         loss = _backward(ctx, model, inputs, targets)
     grads = [_gradient_stats(p) for _, p in named]
-    before = [p.detach().clone() for _, p in named]
+    # The copy starts from the user's weights, which nothing changes: they serve as "before" the
+    # step, parameter for parameter, without a snapshot of the copy (a whole model's worth of memory).
+    before = [p.detach() for p in ctx.subject.model.parameters()]
     reached = {name: 1 for (name, _), g in zip(named, grads) if g.nonzero}
     updates, loss_after, passes = [0.0] * len(named), None, 1
     if math.isfinite(loss) and all(g.finite for g in grads):
         optimizer.step()
-        updates = [_norm(p.detach() - b) for (_, p), b in zip(named, before)]
+        updates = [_norm(p.detach() - b.to(p.device)) for (_, p), b in zip(named, before)]
         loss_after = _loss_after_step(ctx, model, inputs, targets)
         passes = _wait_for_late_gradients(ctx, model, optimizer, inputs, targets, named, reached)
     else:
