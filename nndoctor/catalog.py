@@ -30,6 +30,17 @@ class CheckSpec:
     fix: str
     thresholds: Mapping[str, Any] = field(default_factory=dict)
     sources: tuple[str, ...] = ()
+    codes: Mapping[str, str] = field(default_factory=dict)  # qualified code -> one-line title
+    cost: str = "probe"  # "probe" (forward/backward passes) or "training-run"
+    in_quick: bool = False  # a training run that --quick still runs (the others it skips)
+    requires: tuple[str, ...] = ()  # shared runs (probes) whose settings come from other checks
+
+    def qualify(self, code: str) -> str:
+        """The qualified form of one of this check's codes; unknown codes are a programming error."""
+        qualified = code if "." in code else f"{self.id}.{code}"
+        if qualified not in self.codes:
+            raise KeyError(f"check {self.id} emitted undeclared finding code {qualified!r}; declare it under codes: in checks/*.yaml")
+        return qualified
 
 
 def checklist_dir() -> Path:
@@ -59,10 +70,21 @@ def load_catalog() -> tuple[CheckSpec, ...]:
                     fix=" ".join(str(entry["fix"]).split()),
                     thresholds=MappingProxyType(dict(entry.get("thresholds") or {})),
                     sources=tuple(entry.get("sources") or ()),
+                    codes=MappingProxyType(
+                        {f"{entry['id']}.{key}": " ".join(str(title).split()) for key, title in (entry.get("codes") or {}).items()}
+                    ),
+                    cost=str(entry.get("cost", "probe")),
+                    in_quick=bool(entry.get("in_quick", entry.get("cost", "probe") != "training-run")),
+                    requires=tuple(entry.get("requires") or ()),
                 )
             )
     specs.sort(key=lambda s: s.section_order)  # stable: keeps file order inside a section
     return tuple(specs)
+
+
+def all_codes() -> dict[str, str]:
+    """Every declared finding code of the catalog, qualified, with its title."""
+    return {code: title for spec in load_catalog() for code, title in spec.codes.items()}
 
 
 def catalog_ids() -> tuple[str, ...]:

@@ -46,9 +46,13 @@ def _overfit(*patterns: str) -> Predicate:
 
 @dataclass(frozen=True)
 class Clue:
+    """Evidence from one check: any of ``codes`` (qualified; empty: any finding of the check) in a
+    result with one of ``statuses``."""
+
     check: str
     when: Predicate = _any
     statuses: tuple[Status, ...] = (Status.FAIL, Status.WARN)
+    codes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -240,6 +244,8 @@ REQUIRES_PASS = {"data_or_labels": "easy_data"}
 def _matching(clue: Clue, results: dict[str, CheckResult]) -> CheckResult | None:
     result = results.get(clue.check)
     if result is None or result.status not in clue.statuses:
+        return None
+    if clue.codes and not result.has(*clue.codes):
         return None
     return result if clue.when(result) else None
 

@@ -49,6 +49,10 @@ class Finding:
     tables: tuple[Table, ...] = ()
     fix: str | None = None
     plots: tuple[Any, ...] = ()  # PlotData values, drawn only when the user asks for --plots
+    # What was found, as stable codes declared with the check in checks/*.yaml (``codes:``). A
+    # check names its own codes by their short key ("probabilities_to_ce"); the runner qualifies
+    # them with the check id ("output_head.probabilities_to_ce"). Likely causes match codes only.
+    codes: tuple[str, ...] = ()
 
     @classmethod
     def skip(cls, reason: str, **metrics: Any) -> "Finding":
@@ -84,6 +88,11 @@ class CheckResult:
     duration_s: float = 0.0
     plots: tuple[PlotData, ...] = ()
     error: str | None = None  # traceback text when status is ERROR
+    codes: tuple[str, ...] = ()  # qualified finding codes ("lr_range.too_low")
+
+    def has(self, *codes: str) -> bool:
+        """Whether the result carries any of these qualified codes."""
+        return any(code in self.codes for code in codes)
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,6 @@ from nndoctor.catalog import CheckSpec
 from nndoctor.context import Context
 from nndoctor.result import CheckResult, Finding, Status
 
-# The costliest checks (short training runs); --quick skips them.
-COSTLY = ("lr_range", "easy_data", "prediction_collapse", "input_dependence")
-
 
 @dataclass(frozen=True)
 class Selection:
@@ -38,7 +35,7 @@ def select(
             continue  # not asked for: not shown at all
         if spec.id in skip:
             skipped.append((spec, "skipped on request"))
-        elif quick and spec.id in COSTLY and spec.id not in only:
+        elif quick and not spec.in_quick and spec.id not in only:
             skipped.append((spec, "skipped by --quick (a training run)"))
         else:
             to_run.append(spec)
@@ -85,6 +82,7 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: boo
         duration_s=time.perf_counter() - start,
         plots=tuple(finding.plots),
         error=error,
+        codes=tuple(spec.qualify(code) for code in finding.codes),
     )
 
 

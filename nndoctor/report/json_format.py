@@ -35,6 +35,7 @@ def _check(r: CheckResult) -> dict[str, Any]:
         "title": r.title,
         "section": r.section,
         "status": r.status.value,
+        "codes": list(r.codes),
         "summary": r.summary,
         "metrics": r.metrics,
         "evidence": list(r.evidence),
