@@ -6,7 +6,7 @@
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "check"]
+__all__ = ["__version__", "check", "watch"]
 
 
 def __getattr__(name):
@@ -14,4 +14,8 @@ def __getattr__(name):
         from nndoctor.api import check
 
         return check
+    if name == "watch":
+        from nndoctor.watching import watch
+
+        return watch
     raise AttributeError(name)

@@ -57,7 +57,7 @@ def load_catalog() -> tuple[CheckSpec, ...]:
     specs: list[CheckSpec] = []
     for path in sorted(checklist_dir().glob("*.yaml")):
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        for entry in data["checks"]:
+        for entry in data.get("checks") or ():  # checks/watch.yaml lists watch events, not checks
             specs.append(
                 CheckSpec(
                     id=entry["id"],

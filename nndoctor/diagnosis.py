@@ -263,12 +263,13 @@ def _score(rule: Rule, results: dict[str, CheckResult]) -> tuple[float, list[Che
     return score, primary + supporting
 
 
-def rank(results: tuple[CheckResult, ...]) -> tuple[Cause, ...]:
+def rank(results: tuple[CheckResult, ...], rules: tuple[Rule, ...] | None = None) -> tuple[Cause, ...]:
+    """Likely causes by RULES, or by other ``rules`` on the same evidence (the watcher's timeline)."""
     by_id = {r.id: r for r in results}
     causes = []
     firm = set()  # causes with a failed primary check: firm enough to explain others
     observed = set()  # causes seen directly (OBSERVED): never moved behind another
-    for rule in RULES:
+    for rule in RULES if rules is None else rules:
         score, behind = _score(rule, by_id)
         if score <= 0:
             continue

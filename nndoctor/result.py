@@ -109,6 +109,18 @@ class Cause:
 
 
 @dataclass(frozen=True)
+class Timeline:
+    """What a watched job did over time (nndoctor.watch): its events, the learning rate changes
+    with the loss level before and after each, and the loss curve with the events marked."""
+
+    steps: int  # optimizer steps watched
+    events: Table
+    lr_changes: Table
+    plot: PlotData
+    stopped: str | None = None  # the event that stopped the job, as one line
+
+
+@dataclass(frozen=True)
 class Report:
     target: str
     task: str
@@ -121,6 +133,7 @@ class Report:
     notes: tuple[str, ...] = ()  # facts about the run worth stating (what was inferred, skipped)
     fail_on: Status = Status.FAIL
     plot_files: Mapping[str, str] = field(default_factory=dict)  # plot name -> path written
+    timeline: Timeline | None = None  # a watched job's events over time
 
     @property
     def status(self) -> Status:

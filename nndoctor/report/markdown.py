@@ -11,7 +11,7 @@ from __future__ import annotations
 from urllib.parse import quote
 
 from nndoctor.report.fmt import LABEL, counts_text, is_numeric_column, one_line, sections, table_cells, verdict
-from nndoctor.result import CheckResult, Report, Status, Table
+from nndoctor.result import CheckResult, Report, Status, Table, Timeline
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️", Status.ERROR: "💥"}
 MANUAL_CHECKS = (
@@ -76,6 +76,20 @@ def _check_section(result: CheckResult, plot_files) -> list[str]:
     return lines
 
 
+def _timeline(timeline: Timeline, plot_files) -> list[str]:
+    lines = ["## Timeline", "", f"{timeline.steps} optimizer steps watched."]
+    if timeline.stopped:
+        lines[-1] += f" Stopped: {_inline(timeline.stopped)}"
+    lines.append("")
+    path = plot_files.get(timeline.plot.name)
+    if path:
+        lines += [f"![{_inline(timeline.plot.title)}]({quote(str(path))})", ""]
+    lines += _table(timeline.events) if timeline.events.rows else ["No problem seen.", ""]
+    if timeline.lr_changes.rows:
+        lines += _table(timeline.lr_changes)
+    return lines
+
+
 def render(report: Report) -> str:
     lines = [
         f"# nndoctor report: {_code(report.target)}",
@@ -100,6 +114,8 @@ def render(report: Report) -> str:
         lines += [f"## {_inline(section)}", ""]
         for result in results:
             lines += _check_section(result, report.plot_files)
+    if report.timeline is not None:
+        lines += _timeline(report.timeline, report.plot_files)
     if report.notes:
         lines += ["## Notes", ""] + [f"- {_inline(n)}" for n in report.notes] + [""]
     lines += ["## Not automated (check by hand)", ""] + [f"- [ ] {item}" for item in MANUAL_CHECKS] + [""]

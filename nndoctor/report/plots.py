@@ -60,15 +60,17 @@ def write(report: Report, folder: Path) -> Report:
         raise InputError(f"Cannot create the plots folder {folder}: {exc.strerror}. Choose a writable path.") from None
     files = dict(report.plot_files)
     notes = list(report.notes)
-    for result in report.results:
-        for plot in result.plots:
-            path = folder / f"{_file_stem(plot.name)}.png"
-            try:
-                _draw(plot, path)
-            except Exception as exc:  # malformed series or an unwritable file: keep going
-                notes.append(f"Could not draw the plot {plot.name!r} of {result.id}: {type(exc).__name__}: {exc}")
-                continue
-            files[plot.name] = str(path)
+    plots = [(result.id, plot) for result in report.results for plot in result.plots]
+    if report.timeline is not None:
+        plots.append(("timeline", report.timeline.plot))
+    for owner, plot in plots:
+        path = folder / f"{_file_stem(plot.name)}.png"
+        try:
+            _draw(plot, path)
+        except Exception as exc:  # malformed series or an unwritable file: keep going
+            notes.append(f"Could not draw the plot {plot.name!r} of {owner}: {type(exc).__name__}: {exc}")
+            continue
+        files[plot.name] = str(path)
     return replace(report, plot_files=files, notes=tuple(notes))
 
 
