@@ -1,0 +1,165 @@
+"""nndoctor.watch on real training loops (benchmarks/watch/watch_cases.py): the source threads'
+mid-run failures caught within a few steps of their onset with the right likely cause, sound runs
+with the traps that look like faults left alone, and the actions (events file, alerts, stop before
+the bad update, last good weights, report with a Timeline)."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import nndoctor
+from nndoctor.errors import InputError
+from nndoctor.report import plots
+from nndoctor.result import Status
+from nndoctor.watching import WatchStopped
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks" / "watch"))
+import watch_cases as cases  # noqa: E402
+
+
+def _codes(run) -> set[str]:
+    return {e.code for e in run.watcher.events}
+
+
+def _delay(run) -> int:
+    return min(e.step for e in run.watcher.events) - run.onset
+
+
+def test_collapse_with_probabilities_pinned_at_1_is_caught_with_its_chain_and_cause():
+    run = cases.collapse_pinned()
+    assert 0 <= _delay(run) <= 10
+    assert {"pinned_probabilities.wrong_class", "prediction_collapse.one_class", "gradient_flow.vanishing",
+            "loss_trend.spike"} <= _codes(run)
+    assert all(e.step >= run.onset for e in run.watcher.events)  # nothing before the fault
+    assert run.watcher.report().causes[0].key == "softmax_before_ce"
+
+
+def test_accuracy_falling_to_chance_is_caught():
+    run = cases.accuracy_to_chance()
+    assert 0 <= _delay(run) <= 10
+    assert "prediction_collapse.one_class" in _codes(run)
+    assert all(e.step >= run.onset for e in run.watcher.events)
+
+
+def test_warmup_past_the_divergence_point_is_caught_as_a_learning_rate_too_high():
+    run = cases.warmup_too_high()
+    assert 0 <= _delay(run) <= 20
+    assert {"lr_schedule.loss_rose", "loss_trend.diverged"} <= _codes(run)
+    report = run.watcher.report()
+    assert report.causes[0].key == "lr_too_high"
+    assert report.timeline.lr_changes.rows  # the warm-up, with the loss before and after
+
+
+def test_nan_from_the_log_of_a_probability_of_0_is_caught_at_its_step():
+    run = cases.log_of_zero()
+    first = run.watcher.events[0]
+    assert first.step - run.onset <= 2
+    nonfinite = next(e for e in run.watcher.events if e.code == "numerics.nonfinite_loss")
+    assert "arises in the loss itself" in nonfinite.summary
+    assert "pinned_probabilities.wrong_class" in _codes(run)
+    assert run.watcher.report().causes[0].key == "softmax_before_ce"
+
+
+@pytest.mark.parametrize("case", cases.SOUND, ids=lambda c: c.__name__)
+def test_sound_runs_raise_no_event(case):
+    run = case()
+    assert run.watcher.events == (), [e.line() for e in run.watcher.events]
+    assert run.watcher.report().status is Status.PASS
+
+
+def test_stop_on_fail_stops_before_the_bad_update_and_keeps_the_last_good_weights(tmp_path):
+    path = tmp_path / "last_good.pt"
+    run = cases.log_of_zero(stop_on="fail", save_last_good=path)
+    assert run.watcher.stopped is not None and run.watcher.stopped.code == "numerics.nonfinite_loss"
+    assert run.steps == run.watcher.stopped.step  # the step whose loss was inf was never applied
+    assert all(torch.isfinite(p).all() for p in run.watcher.model.parameters())
+    state = torch.load(path)
+    assert all(torch.isfinite(v).all() for v in state.values())
+    report = run.watcher.report()
+    assert "Stopped" in report.to_markdown() and any("last good" in n for n in report.notes)
+
+
+def test_events_file_and_one_alert_line_per_new_problem(tmp_path):
+    stream = io.StringIO()
+    events = tmp_path / "events.jsonl"
+    run = cases.collapse_pinned(events=events, alerts=True, stream=stream)
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    assert [line["code"] for line in lines] == [e.code for e in run.watcher.events]
+    assert {"step", "check", "code", "status", "summary", "module"} <= set(lines[0])
+    alerts = stream.getvalue().splitlines()
+    assert len(alerts) == len(lines) and all(a.startswith("nndoctor watch: step ") for a in alerts)
+
+
+def test_report_has_a_timeline_with_the_loss_plot(tmp_path):
+    run = cases.collapse_pinned()
+    report = plots.write(run.watcher.report(), tmp_path)
+    assert (tmp_path / "timeline.png").is_file()
+    markdown = plots.relative_to(report, tmp_path).to_markdown()
+    assert "## Timeline" in markdown and "(timeline.png)" in markdown and "pinned_probabilities.wrong_class" in markdown
+    result = report.result("prediction_collapse")
+    assert result.status is Status.FAIL and result.codes == ("prediction_collapse.one_class",)
+
+
+def test_large_equal_logits_before_a_softmax_are_flagged():
+    """Seeds 001/003's signature on a real model: the rows of the last layer alike and large, so
+    every class gets the same large signal; the softmax's input is what is judged."""
+    torch.manual_seed(0)
+    head = nn.Linear(16, 4)
+    with torch.no_grad():
+        head.weight.copy_(torch.full((4, 16), 5.0) + 0.001 * torch.randn(4, 16))
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), head, nn.Softmax(dim=1))
+    with torch.no_grad():
+        model[0].bias.fill_(1.0)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)
+    x, y = torch.randn(64, 8), torch.arange(64) % 4
+    with nndoctor.watch(model, opt, alerts=False, sample_every=1) as w:
+        for _ in range(3):
+            loss = -torch.log(model(x).gather(1, y[:, None]).clamp_min(1e-7)).mean()
+            opt.zero_grad()
+            loss.backward()
+            w.step(loss, y)
+            opt.step()
+    assert "logit_scale.large_equal" in {e.code for e in w.events}
+    assert w.report().causes[0].key == "large_equal_logits"
+
+
+def test_hooks_are_removed_and_the_loop_is_left_as_it_was():
+    model, opt = nn.Linear(4, 2), None
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    rng = torch.random.get_rng_state()
+    with nndoctor.watch(model, opt, alerts=False) as w:
+        loss = model(torch.ones(3, 4)).sum()
+        loss.backward()
+        w.step(loss)
+        opt.step()
+    assert not model._forward_hooks and not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+    assert torch.equal(rng, torch.random.get_rng_state())
+    assert w.step_index == 1
+
+
+def test_stop_outside_a_with_block_raises_watch_stopped():
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    w = nndoctor.watch(model, opt, alerts=False, stop_on="fail")
+    with pytest.raises(WatchStopped):
+        w.step(torch.tensor(float("nan")))
+    w.close()
+
+
+def test_threshold_overrides_are_validated():
+    model = nn.Linear(4, 2)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(InputError, match="unknown event id"):
+        nndoctor.watch(model, opt, thresholds={"nope": {}})
+    with pytest.raises(InputError, match="has no threshold"):
+        nndoctor.watch(model, opt, thresholds={"loss_trend": {"nope": 1}})
+    w = nndoctor.watch(model, opt, thresholds={"loss_trend": {"spike_ratio": 100}})
+    assert w.settings.of("loss_trend")["spike_ratio"] == 100
+    w.close()
