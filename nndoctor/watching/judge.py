@@ -147,7 +147,9 @@ class Judge:
         min_history = int(t["min_history"])
         starting = int(t["start_losses"])
         if self.start_level is None and len(self.losses) >= starting:
-            self.start_level = _median(v for _, v in self.losses[:starting])
+            # capped by the very first loss, the untrained model's: a run that blows up in its
+            # first steps must not make its blown-up loss the starting level
+            self.start_level = min(self.losses[0][1], _median(v for _, v in self.losses[:starting]))
         if len(self._recent) >= min_history and self.start_level is not None:
             recent = _median(self._recent)
             if value > float(t["spike_ratio"]) * recent and value > float(t["spike_floor"]) * self.start_level:
@@ -160,10 +162,11 @@ class Judge:
             return
         level = self.level
         self.best_level = level if self.best_level is None else min(self.best_level, level)
-        if level > float(t["diverge_ratio"]) * self.best_level and level > self.start_level:
+        reference = min(self.best_level, self.start_level)  # a run that never got better is judged against its start
+        if level > float(t["diverge_ratio"]) * reference and level > self.start_level:
             self._report(step, "loss_trend", "diverged", Status.FAIL,
-                         f"the loss level rose to {level:.4g}, {level / max(self.best_level, 1e-30):.1f}x its best "
-                         f"{self.best_level:.4g} and above its start {self.start_level:.4g}", value=level)
+                         f"the loss level rose to {level:.4g}, {level / max(reference, 1e-30):.1f}x its best "
+                         f"{reference:.4g} and above its start {self.start_level:.4g}", value=level)
         self._judge_lr_rise(step, level)
 
     # -- learning rate -------------------------------------------------------------------------

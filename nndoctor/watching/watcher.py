@@ -52,7 +52,7 @@ class Watcher:
     """Watches one model and its optimizer; see nndoctor.watching.watch for the public entry point."""
 
     def __init__(self, model: nn.Module, optimizer: torch.optim.Optimizer, settings: WatchSettings,
-                 loss_from_output: bool = False, stream: IO[str] | None = None):
+                 loss_from_output: bool = False, stream: IO[str] | None = None, judge_in_pre_hook: bool = True):
         self.model, self.optimizer, self.settings = model, optimizer, settings
         self.log = EventLog(settings.events, settings.alerts, settings.max_alerts, stream)
         self.judge = Judge(settings, self._on_event)
@@ -60,6 +60,9 @@ class Watcher:
         self.stopped: WatchEvent | None = None
         self.notes: list[str] = []
         self._loss_from_output = loss_from_output
+        # Lightning runs forward and backward in a closure inside optimizer.step(), after torch's
+        # pre-hooks: its callback calls before_update() itself once the gradients exist.
+        self._judge_in_pre_hook = judge_in_pre_hook
         self._stop: WatchEvent | None = None
         self._sampling = True
         self._output: torch.Tensor | None = None
@@ -93,7 +96,8 @@ class Watcher:
                 add(module.register_forward_hook(self._activation_hook(name, *kind)))
             elif isinstance(module, nn.Softmax):
                 add(module.register_forward_hook(self._on_softmax))
-        add(self.optimizer.register_step_pre_hook(self._before_step))
+        if self._judge_in_pre_hook:
+            add(self.optimizer.register_step_pre_hook(lambda optimizer, args, kwargs: self.before_update()))
         add(self.optimizer.register_step_post_hook(self._after_step))
 
     def _on_forward(self, module, args, kwargs, output) -> None:
@@ -137,9 +141,10 @@ class Watcher:
         if self._sampling and args and isinstance(args[0], torch.Tensor):
             self._logits = args[0].detach()
 
-    def _before_step(self, optimizer, args, kwargs) -> None:
+    def before_update(self) -> None:
+        """Judge the gradients (and the sampled statistics) of the step about to be applied."""
         step = self.step_index
-        self.judge.lr(step, float(optimizer.param_groups[0]["lr"]))
+        self.judge.lr(step, float(self.optimizer.param_groups[0]["lr"]))
         pairs = [(n, p.grad) for n, p in zip(self._names, self._params) if p.grad is not None]
         if pairs:
             names = [n for n, _ in pairs]
