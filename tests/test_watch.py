@@ -163,3 +163,42 @@ def test_threshold_overrides_are_validated():
     w = nndoctor.watch(model, opt, thresholds={"loss_trend": {"spike_ratio": 100}})
     assert w.settings.of("loss_trend")["spike_ratio"] == 100
     w.close()
+
+
+def test_global_attach_finds_the_model_optimizer_and_loss_a_script_creates():
+    """What `nndoctor run --watch train.py` relies on: no reference to the model or optimizer."""
+    from nndoctor.watching import make_settings
+    from nndoctor.watching.attach import attach_globally
+    from torch.nn.modules.module import _global_forward_hooks
+    from torch.optim.optimizer import _global_optimizer_pre_hooks
+
+    def script():  # a training script's body: everything created inside, a validation pass too
+        torch.manual_seed(0)
+        model = cases.mlp(softmax=True)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        loss_fn = nn.NLLLoss()
+        x, y = cases.blobs()
+        data = cases.batches(x, y, 64)
+        for step in range(260):
+            if step == 200:
+                opt.param_groups[0]["lr"] = 20.0
+            xb, yb = next(data)
+            loss = loss_fn(torch.log(model(xb)), yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            if step % 50 == 0:
+                with torch.no_grad():
+                    loss_fn(torch.log(model(x[:64])), y[:64])
+
+    hooks_before = (len(_global_forward_hooks), len(_global_optimizer_pre_hooks))
+    with attach_globally(make_settings(alerts=False)) as watch:
+        script()
+    assert (len(_global_forward_hooks), len(_global_optimizer_pre_hooks)) == hooks_before
+    watcher = watch.watcher
+    assert isinstance(watcher.model, nn.Sequential) and watcher.step_index == 260
+    steps = [s for s, _ in watcher.judge.losses]  # the finite training losses only, from step 0
+    assert steps == list(range(len(steps))) and len(steps) > 200
+    codes = {e.code for e in watcher.events}
+    assert all(e.step >= 200 for e in watcher.events) and "numerics.nonfinite_loss" in codes
+    assert watcher.report().causes[0].key == "softmax_before_ce"
