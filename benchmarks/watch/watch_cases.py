@@ -214,5 +214,35 @@ def frozen_backbone(steps: int = 400, **kw) -> CaseRun:
     return _loop("frozen_backbone", model, opt, nn.CrossEntropyLoss(), batches(x, y, 64), steps, None, **kw)
 
 
+class TinyTransformer(nn.Module):
+    """A one-layer Transformer encoder classifying token sequences (mean-pooled)."""
+
+    def __init__(self, vocab: int = 50, dim: int = 32, classes: int = 4):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.encoder = nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, 2, 64, dropout=0.1, batch_first=True), 1)
+        self.head = nn.Linear(dim, classes)
+
+    def forward(self, tokens):
+        return self.head(self.encoder(self.embed(tokens)).mean(dim=1))
+
+
+def transformer_warmup_cosine(steps: int = 300, **kw) -> CaseRun:
+    """A sound warm-up: AdamW warmed up linearly to 1e-3 over 50 steps, then cosine to 0 (the
+    schedule language models use), on Zipf-distributed tokens whose class is set by a marker token."""
+    torch.manual_seed(10)
+    g = torch.Generator().manual_seed(10)
+    ranks = torch.arange(1, 50, dtype=torch.float)
+    tokens = torch.multinomial((1 / ranks).expand(2048, -1), 16, replacement=True, generator=g) + 1
+    y = torch.randint(0, 4, (2048,), generator=g)
+    tokens[:, 3] = 45 + y  # the class marker
+    model = TinyTransformer()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    warm = 50
+    lr_at = lambda s: 1e-3 * (s + 1) / warm if s < warm else 1e-3 * 0.5 * (1 + math.cos(math.pi * (s - warm) / (steps - warm)))
+    return _loop("transformer_warmup_cosine", model, opt, nn.CrossEntropyLoss(), batches(tokens, y, 32), steps, None,
+                 lambda s: _set_lr(opt, lr_at(s)), **kw)
+
+
 FAULTS = (collapse_pinned, accuracy_to_chance, warmup_too_high, log_of_zero)
-SOUND = (noisy, warm_restarts, decay_to_zero, bf16_cnn, frozen_backbone)
+SOUND = (noisy, warm_restarts, decay_to_zero, bf16_cnn, frozen_backbone, transformer_warmup_cosine)
