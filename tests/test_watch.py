@@ -103,6 +103,8 @@ def test_report_has_a_timeline_with_the_loss_plot(tmp_path):
     assert (tmp_path / "timeline.png").is_file()
     markdown = plots.relative_to(report, tmp_path).to_markdown()
     assert "## Timeline" in markdown and "(timeline.png)" in markdown and "pinned_probabilities.wrong_class" in markdown
+    timeline = json.loads(report.to_json())["timeline"]
+    assert [e["code"] for e in timeline["events"]] == [e.code for e in run.watcher.events]
     result = report.result("prediction_collapse")
     assert result.status is Status.FAIL and result.codes == ("prediction_collapse.one_class",)
 

@@ -69,7 +69,18 @@ def as_dict(report: Report) -> dict[str, Any]:
         ],
         "checks": [_check(r) for r in report.results],
         "plots": dict(report.plot_files),  # plot name -> file written by --plots
+        "timeline": _timeline(report),
     }
+
+
+def _timeline(report: Report) -> dict[str, Any] | None:
+    """A watched job's events and learning-rate changes; null for a pre-flight report."""
+    timeline = report.timeline
+    if timeline is None:
+        return None
+    rows = lambda table: [dict(zip(table.columns, row)) for row in table.rows]
+    return {"steps": timeline.steps, "stopped": timeline.stopped, "events": rows(timeline.events),
+            "lr_changes": rows(timeline.lr_changes)}
 
 
 def render(report: Report) -> str:
