@@ -13,6 +13,7 @@ from nndoctor import catalog, engine
 from nndoctor.config import Config
 from nndoctor.errors import InputError
 from nndoctor.loading import build_subject
+from nndoctor.options import RunOptions
 from nndoctor.result import Report
 
 FAIL_ON = ("fail", "warn")
@@ -68,13 +69,14 @@ def check(
         raise InputError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}.")
     # The config's path only names where ids and thresholds came from, in error messages.
     config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
-    selection = engine.plan(config, _ids(only), _ids(skip), quick)
+    options = RunOptions(only=tuple(_ids(only)), skip=tuple(_ids(skip)), fail_on=fail_on, quick=quick, try_fixes=try_fixes)
+    selection = engine.plan(config, options)
     subject = build_subject(
         Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
         task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
         target_key=target_key, input_key=input_key,
     )
-    return engine.run_subject(subject, selection, fail_on=fail_on, quick=quick, try_fixes=try_fixes)
+    return engine.run_subject(subject, selection, options)
 
 
 def _ids(value: Iterable[str] | str) -> list[str]:

@@ -33,7 +33,8 @@ class CheckSpec:
     codes: Mapping[str, str] = field(default_factory=dict)  # qualified code -> one-line title
     cost: str = "probe"  # "probe" (forward/backward passes) or "training-run"
     in_quick: bool = False  # a training run that --quick still runs (the others it skips)
-    requires: tuple[str, ...] = ()  # shared runs (probes) whose settings come from other checks
+    requires: tuple[str, ...] = ()  # checks whose shared runs (and settings) this check reads
+    guards_data: bool = False  # once it fails, other checks' crashes are symptoms of the data: skips
 
     def qualify(self, code: str) -> str:
         """The qualified form of one of this check's codes; unknown codes are a programming error."""
@@ -76,6 +77,7 @@ def load_catalog() -> tuple[CheckSpec, ...]:
                     cost=str(entry.get("cost", "probe")),
                     in_quick=bool(entry.get("in_quick", entry.get("cost", "probe") != "training-run")),
                     requires=tuple(entry.get("requires") or ()),
+                    guards_data=bool(entry.get("guards_data", False)),
                 )
             )
     specs.sort(key=lambda s: s.section_order)  # stable: keeps file order inside a section

@@ -96,12 +96,14 @@ def check(
     try:
         stdout_format = _validate_options(device, output_format, files, plots, quiet, verbose)
         from nndoctor import engine
+        from nndoctor.options import RunOptions
 
         with terminal.progress(enabled=_show_progress(quiet)) as on_start:
-            result = engine.run_path(
-                path, config, data, _ids(only), _ids(skip), seed, device,
-                fail_on.value, debug, quick, try_fixes, on_start,
+            options = RunOptions(
+                only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device,
+                fail_on=fail_on.value, debug=debug, quick=quick, try_fixes=try_fixes,
             )
+            result = engine.run_path(path, config, data, options, on_start)
         # The user waited for the imports and the model load too, not just for the checks.
         result = replace(result, duration_s=time.perf_counter() - start)
         if plots is not None:
@@ -198,11 +200,7 @@ def _render(result, fmt: Format, target: Path) -> str:
         # Image links must work from wherever the Markdown lands (stdout: the working directory).
         folder = Path.cwd() if target == STDOUT else target.parent
         return plot_writer.relative_to(result, folder).to_markdown()
-    if fmt is Format.json:
-        return result.to_json()
-    from nndoctor.report import github, junit
-
-    return {Format.junit: junit.render, Format.github: github.render}[fmt](result)
+    return result.render(fmt.value)
 
 
 def _emit(text: str, target: Path) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable, Mapping, TypeVar
 import torch
 
 from nndoctor import batching
+from nndoctor.catalog import get_spec
 from nndoctor.loading import Subject
 
 T = TypeVar("T")
@@ -38,7 +39,9 @@ class NonFiniteEvent:
 class Context:
     subject: Subject
     options: Mapping[str, Any] = field(default_factory=dict)  # run-wide switches such as quick
-    nonfinite: list[NonFiniteEvent] = field(default_factory=list)
+    # The whole catalog with the user's overrides merged, by id: shared runs take their settings
+    # from the check that owns them (catalog ``requires``), whichever checks were selected.
+    specs: Mapping[str, Any] = field(default_factory=dict)
     _cache: dict[Any, tuple[bool, Any]] = field(default_factory=dict)
 
     @property
@@ -48,6 +51,11 @@ class Context:
     @property
     def where(self) -> str:
         return str(self.subject.path)
+
+    def thresholds(self, check_id: str) -> Mapping[str, Any]:
+        """The merged thresholds of ``check_id`` (the catalog's defaults without a run's specs)."""
+        spec = self.specs.get(check_id) or get_spec(check_id)
+        return spec.thresholds
 
     def shared(self, probe: Callable[["Context"], T], *args: Any) -> T:
         key = (probe, args)
@@ -60,10 +68,6 @@ class Context:
         if not ok:
             raise value
         return value
-
-    def computed(self, probe: Callable[..., T]) -> list[T]:
-        """The values ``probe`` already returned in this run (any arguments), without running it."""
-        return [value for (cached, _), (ok, value) in self._cache.items() if cached is probe and ok]
 
     @property
     def dataset_size(self) -> int:

@@ -8,10 +8,7 @@ user's objects are never modified.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,9 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nndoctor import adapters, batching
+from nndoctor import adapters, batching, dataspec
 from nndoctor.config import TASKS, Config
 from nndoctor.errors import InputError
+from nndoctor.usercode import call_user, import_model_file, user_frame
 
 MODEL_NAMES = ("build_model", "get_model", "model")
 DATASET_NAMES = ("build_dataset", "get_dataset", "dataset")
@@ -75,69 +73,11 @@ class Subject:
         return self.output_width
 
 
-def import_model_file(path: Path) -> Any:
-    """Execute model.py as a fresh module with its folder importable; errors become InputError."""
-    if not path.exists():
-        raise InputError(f"{path} does not exist. Pass the path of your model file (model.py) or its folder.")
-    if path.is_dir():
-        candidate = path / "model.py"
-        if not candidate.is_file():
-            raise InputError(f"{path} is a folder without a model.py. Pass the model file itself.")
-        path = candidate
-    if path.suffix != ".py":
-        raise InputError(f"{path} is not a Python file. Pass a model.py (or a config with --config).")
-    name = f"nndoctor_user_{abs(hash(path.resolve()))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.parent.resolve())
-    sys.path.insert(0, folder)
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise InputError(
-            f"{path} has a syntax error at line {exc.lineno}: {exc.msg}. "
-            f"Fix that line ({(exc.text or '').strip()!r}) and run again."
-        ) from None
-    except Exception as exc:  # user code: anything may be raised while importing it
-        raise InputError(
-            f"{path} raised {type(exc).__name__} while being imported: {exc}. "
-            f"{_user_frame(exc, path)}Fix {path.name} so that `python {path.name}` runs."
-        ) from exc
-    finally:
-        try:
-            sys.path.remove(folder)
-        except ValueError:
-            pass
-    module.__nndoctor_path__ = path
-    return module
-
-
-def _user_frame(exc: BaseException, path: Path) -> str:
-    """'At line N (code).' for the innermost frame of the user's file, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f"At line {frame.lineno} ({(frame.line or '').strip()}). "
-
-
 def _find(module: Any, names: tuple[str, ...]) -> tuple[str, Any] | None:
     for name in names:
         if hasattr(module, name):
             return name, getattr(module, name)
     return None
-
-
-def _call_user(path: Path, name: str, fn: Callable, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(
-            f"{path}: {name}() raised {type(exc).__name__}: {exc}. {_user_frame(exc, path)}"
-            f"Fix {name}() so that it returns without error."
-        ) from exc
 
 
 def get_model(module: Any, path: Path) -> nn.Module:
@@ -148,7 +88,7 @@ def get_model(module: Any, path: Path) -> nn.Module:
             f"get_model(), or a module-level `model` instance; define one of them."
         )
     name, value = found
-    model = _call_user(path, name, value) if callable(value) and not isinstance(value, nn.Module) else value
+    model = call_user(path, name, value) if callable(value) and not isinstance(value, nn.Module) else value
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: {name} gave a {type(model).__name__}, not a torch.nn.Module. Return the model itself.")
     # A module-level instance is the user's object: keep our own copy so nothing we do reaches it.
@@ -157,8 +97,6 @@ def get_model(module: Any, path: Path) -> nn.Module:
 
 def get_dataset(module: Any, path: Path, config: Config) -> Dataset:
     if config.data is not None:
-        from nndoctor import dataspec
-
         return dataspec.load(config.data, config.path or path)
     found = _find(module, DATASET_NAMES)
     if found is None:
@@ -168,7 +106,7 @@ def get_dataset(module: Any, path: Path, config: Config) -> Dataset:
             f"`dataset`; or pass a data spec with --data SPEC.yaml."
         )
     name, value = found
-    dataset = _call_user(path, name, value) if callable(value) and not isinstance(value, Dataset) else value
+    dataset = call_user(path, name, value) if callable(value) and not isinstance(value, Dataset) else value
     return dataset
 
 
@@ -381,7 +319,7 @@ def _first_prediction(path: Path, model: nn.Module, inputs: Any, output_selector
         advice = LIGHTNING_FORWARD_ADVICE if missing_forward else FORWARD_ADVICE
         raise InputError(
             f"{path}: the model's forward raised {type(exc).__name__} on the first batch "
-            f"(input {batching.describe(inputs)}): {exc}. {_user_frame(exc, path)}{advice}"
+            f"(input {batching.describe(inputs)}): {exc}. {user_frame(exc, path)}{advice}"
         ) from exc
     try:
         return batching.select_output(raw_output, output_selector)

@@ -95,6 +95,12 @@ class CheckResult:
         return any(code in self.codes for code in codes)
 
 
+def fails_run(status: Status, fail_on: Status) -> bool:
+    """Whether a result with ``status`` fails a run asked to fail on ``fail_on`` (FAIL, or WARN
+    to fail on warnings too): the one rule behind the exit code, the verdict and every report."""
+    return status is Status.FAIL or (fail_on is Status.WARN and status is Status.WARN)
+
+
 @dataclass(frozen=True)
 class Cause:
     """A likely root cause, ranked by the diagnosis from the evidence of several checks."""
@@ -133,10 +139,11 @@ class Report:
     @property
     def passed(self) -> bool:
         """No failed check (and no warning either when the run was asked to fail on warnings)."""
-        blocking = {Status.FAIL}
-        if self.fail_on is Status.WARN:
-            blocking.add(Status.WARN)
-        return not any(r.status in blocking for r in self.results)
+        return not any(self.fails(r) for r in self.results)
+
+    def fails(self, result: CheckResult) -> bool:
+        """Whether this result makes the run fail (see ``fails_run``)."""
+        return fails_run(result.status, self.fail_on)
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Status}
@@ -148,11 +155,13 @@ class Report:
         return next((r for r in self.results if r.id == check_id), None)
 
     def to_json(self) -> str:
-        from nndoctor.report import json_format
-
-        return json_format.render(self)
+        return self.render("json")
 
     def to_markdown(self) -> str:
-        from nndoctor.report import markdown
+        return self.render("markdown")
 
-        return markdown.render(self)
+    def render(self, fmt: str) -> str:
+        """The report in a registered format ("json", "markdown", "junit", ...)."""
+        import nndoctor.report  # the renderers register themselves on import; the result model imports none
+
+        return nndoctor.report.render(self, fmt)

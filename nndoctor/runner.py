@@ -23,11 +23,17 @@ from nndoctor.result import CheckResult, Finding, Status
 class Selection:
     to_run: tuple[CheckSpec, ...]
     skipped: tuple[tuple[CheckSpec, str], ...]  # (spec, why) for checks the user left out
+    catalog: tuple[CheckSpec, ...] = ()  # every check, the user's overrides merged: shared runs' settings
+
+    @property
+    def specs(self) -> dict[str, CheckSpec]:
+        return {spec.id: spec for spec in self.catalog}
 
 
 def select(
     specs: Iterable[CheckSpec], only: Iterable[str] = (), skip: Iterable[str] = (), quick: bool = False
 ) -> Selection:
+    specs = tuple(specs)
     only, skip = set(only), set(skip)
     to_run, skipped = [], []
     for spec in specs:
@@ -39,17 +45,18 @@ def select(
             skipped.append((spec, "skipped by --quick (a training run)"))
         else:
             to_run.append(spec)
-    return Selection(tuple(to_run), tuple(skipped))
+    return Selection(tuple(to_run), tuple(skipped), specs)
 
 
 def check_module(check_id: str):
     return importlib.import_module(f"nndoctor.checks.{check_id}")
 
 
-def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: bool = False) -> CheckResult:
-    """Run one check; an exception becomes an `error` result, or a `skip` when data_integrity has
-    already failed: then the crash is a symptom of data the check cannot run on (a loss that
-    rejects out-of-range labels, say), and the report should point at the cause, not at the check."""
+def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_by: str | None = None) -> CheckResult:
+    """Run one check; an exception becomes an `error` result, or a `skip` when ``broken_by`` (a
+    check marked ``guards_data`` in the catalog) has already failed: then the crash is a symptom
+    of data the check cannot run on (a loss that rejects out-of-range labels, say), and the report
+    should point at the cause, not at the check."""
     start = time.perf_counter()
     ctx.seed_everything()  # every check starts from the same RNG state: order does not matter
     error = None
@@ -62,11 +69,11 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: boo
             raise
         error = traceback.format_exc()
         finding = Finding(Status.ERROR, f"the check crashed: {type(exc).__name__}: {exc}")
-        if broken_data:
+        if broken_by:
             error = None
             finding = Finding.skip(
                 f"cannot run on this data ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                f"fix what data_integrity reports first"
+                f"fix what {broken_by} reports first"
             )
     fix = finding.fix or spec.fix if finding.status in (Status.WARN, Status.FAIL) else None
     return CheckResult(
@@ -96,12 +103,13 @@ def run_checks(
     debug: bool = False,
     on_start: Callable[[CheckSpec], None] | None = None,
 ) -> tuple[CheckResult, ...]:
-    results = {}
+    results: dict[str, CheckResult] = {}
+    guards = {spec.id: spec.guards_data for spec in selection.to_run}
     for spec in selection.to_run:
         if on_start:
             on_start(spec)
-        integrity = results.get("data_integrity")
-        results[spec.id] = run_one(ctx, spec, debug, broken_data=integrity is not None and integrity.status is Status.FAIL)
+        broken_by = next((r.id for r in results.values() if r.status is Status.FAIL and guards[r.id]), None)
+        results[spec.id] = run_one(ctx, spec, debug, broken_by)
         _release_freed_memory()
     for spec, why in selection.skipped:
         results[spec.id] = skipped_result(spec, why)

@@ -63,6 +63,7 @@ class Verdict:
     channel: Channel
     status: Status
     reason: str
+    code: str = ""
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
@@ -119,17 +120,17 @@ def _channels(name: str, x: torch.Tensor, dim: int) -> list[Channel]:
 
 def _judge(c: Channel, t: Mapping[str, Any]) -> Verdict:
     if c.std > t["std_fail_high"]:
-        return Verdict(c, Status.FAIL, f"std {c.std:.3g} > {t['std_fail_high']}: unscaled")
+        return Verdict(c, Status.FAIL, f"std {c.std:.3g} > {t['std_fail_high']}: unscaled", "unscaled")
     if c.offset > t["mean_fail"]:
-        return Verdict(c, Status.FAIL, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_fail']}")
+        return Verdict(c, Status.FAIL, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_fail']}", "off_centre")
     if c.std > t["std_warn_high"]:
-        return Verdict(c, Status.WARN, f"std {c.std:.3g} > {t['std_warn_high']}")
+        return Verdict(c, Status.WARN, f"std {c.std:.3g} > {t['std_warn_high']}", "unscaled")
     if c.offset > t["mean_warn"]:
-        return Verdict(c, Status.WARN, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_warn']}")
+        return Verdict(c, Status.WARN, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_warn']}", "off_centre")
     if c.constant:
         return Verdict(c, Status.PASS, "constant")
     if c.std < t["std_warn_low"] and c.high - c.low < UNIT:
-        return Verdict(c, Status.WARN, f"std {c.std:.2g} < {t['std_warn_low']}, all values within a span of {c.high - c.low:.2g}")
+        return Verdict(c, Status.WARN, f"std {c.std:.2g} < {t['std_warn_low']}, all values within a span of {c.high - c.low:.2g}", "tiny_scale")
     return Verdict(c, Status.PASS, "")
 
 
@@ -179,7 +180,13 @@ def _finding(verdicts: list[Verdict], unit_interval: list[str], t: Mapping[str, 
     if not problems:
         return Finding(Status.PASS, _clean_summary(channels, metrics), metrics, evidence, (_table(ranked),), plots=(_plot(channels),))
     status = Status.FAIL if metrics["failing"] else Status.WARN
-    return Finding(status, "; ".join(problems), metrics, evidence, (_table(ranked),), fix=_fix(metrics), plots=(_plot(channels),))
+    codes = [v.code for v in bad if v.status is status]
+    if unit_interval and status is Status.WARN:
+        codes.append("zero_one_inputs")
+    return Finding(
+        status, "; ".join(problems), metrics, evidence, (_table(ranked),), fix=_fix(metrics), plots=(_plot(channels),),
+        codes=tuple(dict.fromkeys(codes)),
+    )
 
 
 def _clean_summary(channels: list[Channel], metrics: Mapping[str, Any]) -> str:

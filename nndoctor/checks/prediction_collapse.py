@@ -123,21 +123,21 @@ def judge(ctx: Context, result: ShortRun, after: list[Spread], before: list[Spre
             f"{s.pinned_wrong:.0%} of samples get probability exactly 1.0 for a wrong answer{s.decisions.where} "
             f"after {result.curve.steps} steps: {_pinned_consequence(s.decisions)}"
         )
-        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx))
+        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx), codes=("pinned_wrong",))
     if _collapsed(s, thresholds):
         k = s.top
         summary = (
             f"{s.predicted[k]:.0%} of predictions go to {s.decisions.choice(k)} after {result.curve.steps} steps, "
             f"which holds {s.labelled[k]:.0%} of the labels; mean probability given to it {s.mass[k]:.2f}"
         )
-        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _collapse_fix(ctx, s))
+        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _collapse_fix(ctx, s), codes=("one_class_takes_over",))
     if alike is not None and _alike(alike, s, thresholds):
         summary = (
             f"logits are large and alike after {result.curve.steps} steps: common value {alike.common:.3g}, "
             f"spread across classes only {alike.difference:.3g}; accuracy {s.accuracy:.2f}, no better than "
             f"always predicting the commonest class ({float(s.labelled.max()):.2f})"
         )
-        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx))
+        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx), codes=("large_equal_logits",))
     k = s.top
     summary = (
         f"predictions spread like the labels after {result.curve.steps} steps: the most predicted, "

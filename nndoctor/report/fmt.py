@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nndoctor.result import CheckResult, Report, Status, Table
+from nndoctor.result import Report, Status, Table
 
 LABEL = {
     Status.PASS: "PASS",
@@ -56,12 +56,6 @@ def is_numeric_column(table: Table, index: int) -> bool:
     """Columns holding only numbers are right-aligned."""
     values = [row[index] for row in table.rows if index < len(row) and row[index] is not None]
     return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
-
-
-def fails_run(result: CheckResult, report: Report) -> bool:
-    """Whether this result makes the run fail: a failed check, or a warning when the run was asked
-    to fail on warnings (the rule behind ``Report.passed``)."""
-    return result.status is Status.FAIL or (result.status is Status.WARN and report.fail_on is Status.WARN)
 
 
 def counts_text(report: Report) -> str:

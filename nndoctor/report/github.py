@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from nndoctor.report.fmt import fails_run, one_line
+from nndoctor.report.fmt import one_line
 from nndoctor.result import CheckResult, Report, Status
 
 _DATA_ESCAPES = (("%", "%25"), ("\r", "%0D"), ("\n", "%0A"))
@@ -44,7 +44,7 @@ def command(name: str, message: str, **properties: str) -> str:
 
 
 def _level(result: CheckResult, report: Report) -> str | None:
-    if fails_run(result, report):
+    if report.fails(result):
         return "error"
     if result.status in (Status.WARN, Status.ERROR):
         return "warning"

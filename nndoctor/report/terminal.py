@@ -23,7 +23,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from nndoctor.catalog import CheckSpec, load_catalog
-from nndoctor.report.fmt import LABEL, fails_run, is_numeric_column, one_line, sections, summary_line, table_cells
+from nndoctor.report.fmt import LABEL, is_numeric_column, one_line, sections, summary_line, table_cells
 from nndoctor.result import CheckResult, Report, Status, Table
 
 STYLE = {
@@ -188,7 +188,7 @@ def _print_table(out: Console, table: Table) -> None:
 def print_problems(report: Report, console: Console | None = None) -> None:
     """One line per check that fails the run or crashed, on stderr: what --quiet still shows."""
     out = _console(console, stderr=True)
-    problems = [r for r in report.results if fails_run(r, report) or r.status is Status.ERROR]
+    problems = [r for r in report.results if report.fails(r) or r.status is Status.ERROR]
     id_width = max((len(r.id) for r in problems), default=0)
     for result in problems:
         _print_result(out, result, id_width, details=False)
