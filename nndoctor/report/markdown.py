@@ -61,6 +61,8 @@ def _check_section(result: CheckResult, plot_files) -> list[str]:
         lines += [f"- {_inline(e)}" for e in result.evidence] + [""]
     if result.fix:
         lines += [f"**Fix:** {_inline(result.fix)}", ""]
+    if result.codes:
+        lines += ["Finding: " + ", ".join(f"`{code}`" for code in result.codes), ""]
     for table in result.tables:
         # Problems show their tables; passing checks keep them folded away under their title.
         folded = not result.status.is_problem

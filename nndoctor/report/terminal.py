@@ -261,6 +261,14 @@ def render_spec(spec: CheckSpec, console: Console | None = None) -> None:
         _indented(out, grid, 2)
     else:
         out.print(Text("No thresholds.", style="dim"))
+    if spec.codes:
+        out.print(Text("Finding codes (in --json reports, per check: \"codes\")", style="bold"))
+        grid = RichTable.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for code, title in spec.codes.items():
+            grid.add_row(Text(code), Text(title))
+        _indented(out, grid, 2)
     out.print(Text(f"Run it alone: nndoctor check model.py --only {spec.id}", style="dim"))
 
 
