@@ -112,6 +112,19 @@ def validate_ids(ids: list[str], where: str) -> list[str]:
     return ids
 
 
+def _check_threshold_type(spec: CheckSpec, key: str, value: Any, where: str) -> None:
+    """An override must be a value of the kind the default is: a number for a number, a yes/no
+    for a yes/no; ``fail_ratio: high`` would crash the check later."""
+    default = spec.thresholds[key]
+    number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if number else isinstance(value, type(default))
+    if not ok:
+        kind = "a number" if number else f"a {type(default).__name__}"
+        raise InputError(
+            f"{where}: threshold {spec.id}.{key} must be {kind} like its default {default!r}, not {value!r}."
+        )
+
+
 def with_overrides(
     specs: tuple[CheckSpec, ...], overrides: Mapping[str, Mapping[str, Any]], where: str
 ) -> tuple[CheckSpec, ...]:
@@ -128,6 +141,8 @@ def with_overrides(
                 f"{where}: check {spec.id} has no threshold {', '.join(map(str, unknown))}. "
                 f"Its thresholds are: {', '.join(spec.thresholds) or 'none'}."
             )
+        for key, value in user.items():
+            _check_threshold_type(spec, key, value, where)
         if user:
             spec = replace(spec, thresholds=MappingProxyType({**spec.thresholds, **user}))
         merged.append(spec)

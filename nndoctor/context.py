@@ -8,6 +8,7 @@ Probes work on copies of the model; nothing here changes the user's objects.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
@@ -71,17 +72,18 @@ class Context:
 
     @property
     def dataset_size(self) -> int:
-        return batching.dataset_size(self.subject.dataset, self.where)
+        return self.shared(_dataset_size)
 
     def indices(self, n: int) -> list[int]:
         """A fixed, seeded sample of n dataset indices (all of them, in order, if n >= size).
 
-        The same n gives the same indices for the whole run, so checks see the same samples."""
+        The same n gives the same indices for the whole run, so checks see the same samples, and
+        a smaller n draws a subset of a larger n's. The cost is O(n), whatever the dataset's
+        length (a lazily generated dataset of 10^9 items costs no more than one of 10^3)."""
         size = self.dataset_size
         if n >= size:
             return list(range(size))
-        generator = torch.Generator().manual_seed(self.subject.seed)
-        return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+        return sorted(self.shared(_draw, n))
 
     def batch(self, n: int) -> tuple[Any, Any]:
         """n samples collated and moved to the run's device (cached per n)."""
@@ -100,6 +102,22 @@ class Context:
         inputs, _ = batching.first_batch(self.subject.dataset, self.where, size=1)
         per_sample = max(1, batching.main_tensor(inputs).numel())
         return max(least, min(most, elements // per_sample))
+
+
+def _dataset_size(ctx: Context) -> int:
+    return batching.dataset_size(ctx.subject.dataset, ctx.where)
+
+
+def _draw(ctx: Context, n: int) -> list[int]:
+    """The first n entries of a seeded random permutation of the indices, in O(n) time and memory:
+    a Fisher-Yates shuffle that stops after n swaps and keeps only the swapped entries. Seeded by
+    the run's seed alone: the global RNG is neither read nor advanced."""
+    rng, size, swapped, drawn = random.Random(ctx.subject.seed), ctx.dataset_size, {}, []
+    for i in range(n):
+        j = rng.randrange(i, size)
+        drawn.append(swapped.get(j, j))
+        swapped[j] = swapped.get(i, i)
+    return drawn
 
 
 def _device_batch(ctx: Context, n: int) -> tuple[Any, Any]:

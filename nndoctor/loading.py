@@ -49,9 +49,12 @@ class Subject:
     notes: list[str] = field(default_factory=list)
     loss_source: str = ""
     optimizer_source: str = ""
+    keep_hooks: bool = False  # let the user's own forward/backward hooks fire on nndoctor's copies
 
     def fresh_model(self) -> nn.Module:
         model = copy.deepcopy(self.model)
+        if not self.keep_hooks:
+            remove_user_hooks(model)
         return model.to(self.device).train()
 
     def predict(self, model: nn.Module, inputs: Any) -> torch.Tensor:
@@ -236,6 +239,50 @@ def _data_where(config: Config, model_path: Path) -> str:
     return f"Config {config.path} (data:)" if config.data is not None else str(model_path)
 
 
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def remove_user_hooks(model: nn.Module) -> None:
+    """Drop the hooks the user registered on ``model`` (a copy): they log, save or change things,
+    and nndoctor's hundreds of passes would fire them all. torch's own hooks stay (weight_norm,
+    spectral_norm and pruning recompute weights in forward pre-hooks)."""
+    for module in model.modules():
+        for name in HOOK_DICTS:
+            hooks = getattr(module, name, None)
+            if hooks:
+                for key in [k for k, hook in hooks.items() if not _from_torch(hook)]:
+                    del hooks[key]
+
+
+def _from_torch(hook: Any) -> bool:
+    owner = getattr(hook, "__module__", None) or type(hook).__module__
+    return owner.split(".")[0] == "torch"
+
+
+def _usable_model(path: Path, model: nn.Module) -> None:
+    """What every check relies on: trainable weights with data in them, and a model that can be
+    copied (nndoctor never trains the user's own object)."""
+    params = list(model.parameters())
+    if not params:
+        raise InputError(
+            f"{path}: the model has no parameters, so there is nothing to train or check. Return the network "
+            f"itself (with its layers as attributes), not a wrapper or a function."
+        )
+    if any(p.is_meta for p in params):
+        raise InputError(
+            f"{path}: the model's weights are on the meta device (shapes without data). Materialize them first "
+            f"(model.to_empty(device='cpu') and initialize, or load a checkpoint)."
+        )
+    try:
+        copy.deepcopy(model)
+    except Exception as exc:  # a lock, an open file, a process handle held by the model
+        raise InputError(
+            f"{path}: nndoctor trains copies of the model and cannot copy this one (copy.deepcopy raised "
+            f"{type(exc).__name__}: {exc}). Move what cannot be copied (locks, open files, connections) out of "
+            f"the module, or give that attribute a __deepcopy__."
+        ) from None
+
+
 def build_subject(
     path: Path,
     model: nn.Module,
@@ -252,6 +299,7 @@ def build_subject(
     data_where: str | None = None,
     target_key: str | None = None,
     input_key: str | None = None,
+    keep_hooks: bool = False,
 ) -> Subject:
     """Validate the pieces against each other on a first batch and infer what was not given.
 
@@ -262,13 +310,19 @@ def build_subject(
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
     where = data_where or str(path)
-    batching.dataset_size(dataset, where)
+    _usable_model(path, model)
+    if batching.dataset_size(dataset, where) < 2:
+        raise InputError(
+            f"{where}: the dataset holds a single sample. The checks compare samples and train on batches "
+            f"(batch norm needs two or more): give at least 2 samples, and 50 for the overfit test."
+        )
     dataset = adapters.dict_items(dataset, batching.raw_item(dataset, 0, where), target_key, input_key, where)
     first = batching.first_batch(dataset, where=where, size=8)
     run_device = pick_device(device)
     probe_model = copy.deepcopy(model).to(run_device).eval()
     inputs, target = batching.to_device(first, run_device)
     output = _first_prediction(path, probe_model, inputs, output_selector)
+    _train_mode_prediction(path, probe_model, inputs, output_selector)
     notes: list[str] = []
     if loss is None and adapters.is_lightning_like(model):
         loss, loss_source = adapters.training_step_loss(model, output, target, str(path))
@@ -298,6 +352,7 @@ def build_subject(
         notes=notes,
         loss_source=loss_source,
         optimizer_source=optimizer_source,
+        keep_hooks=keep_hooks,
     )
     _check_optimizer_builds(subject, probe_model)
     _check_loss_runs(subject, output, target)
@@ -308,6 +363,22 @@ FORWARD_ADVICE = "Make the model accept the dataset's inputs, or fix the dataset
 LIGHTNING_FORWARD_ADVICE = (
     "nndoctor calls forward for the predictions the checks examine: give the Lightning module a forward that returns them."
 )
+
+
+def _train_mode_prediction(path: Path, model: nn.Module, inputs: Any, output_selector: Any) -> None:
+    """Training runs the model in train mode: a forward that only works in eval mode would make
+    every training check crash, so it is refused here with the line that raises."""
+    model.train()
+    try:
+        with torch.no_grad():
+            batching.select_output(batching.call_model(model, inputs), output_selector)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: the model's forward raises in train mode (model.train()), though it runs in eval mode: "
+            f"{type(exc).__name__}: {exc}. {user_frame(exc, path)}Training runs in train mode: make forward work there."
+        ) from None
+    finally:
+        model.eval()
 
 
 def _first_prediction(path: Path, model: nn.Module, inputs: Any, output_selector: Any) -> torch.Tensor:

@@ -16,3 +16,5 @@ class RunOptions:
     debug: bool = False  # let exceptions through instead of turning them into results and messages
     quick: bool = False  # skip the training runs the catalog does not mark in_quick
     try_fixes: bool = False  # rerun the overfit test with the top likely causes' fixes applied
+    time_budget: float | None = None  # seconds for the whole run, loading included; None: no limit
+    allow_errors: bool = False  # a check that crashes does not make the run incomplete (exit 3)

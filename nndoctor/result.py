@@ -127,6 +127,9 @@ class Report:
     notes: tuple[str, ...] = ()  # facts about the run worth stating (what was inferred, skipped)
     fail_on: Status = Status.FAIL
     plot_files: Mapping[str, str] = field(default_factory=dict)  # plot name -> path written
+    stopped: str | None = None  # why the run ended before every check ran (time budget, Ctrl-C, ...)
+    input_problem: str | None = None  # input that turned out unusable part-way, in one paragraph
+    allow_errors: bool = False  # checks that crashed do not make the run incomplete
 
     @property
     def status(self) -> Status:
@@ -137,9 +140,36 @@ class Report:
         return Status.PASS
 
     @property
+    def failed(self) -> bool:
+        """A check failed (or warned, when the run was asked to fail on warnings)."""
+        return any(self.fails(r) for r in self.results)
+
+    @property
+    def incomplete_reasons(self) -> tuple[str, ...]:
+        """What could not be checked, and why: nothing when every selected check gave a verdict."""
+        reasons = []
+        if self.input_problem:
+            reasons.append("the input could not be used: " + self.input_problem)
+        elif self.stopped:
+            reasons.append(self.stopped)
+        crashed = [r.id for r in self.results if r.status is Status.ERROR]
+        if crashed and not self.allow_errors:
+            reasons.append(f"{len(crashed)} check(s) crashed: {', '.join(crashed)}")
+        return tuple(reasons)
+
+    @property
+    def verdict(self) -> str:
+        """FAILED when a check failed the run (a finding stands even if other checks could not
+        run); else INCOMPLETE when something could not be checked; else PASSED."""
+        if self.failed:
+            return "FAILED"
+        return "INCOMPLETE" if self.incomplete_reasons else "PASSED"
+
+    @property
     def passed(self) -> bool:
-        """No failed check (and no warning either when the run was asked to fail on warnings)."""
-        return not any(self.fails(r) for r in self.results)
+        """Every selected check gave a verdict and none failed the run: never True about
+        something that could not be checked."""
+        return self.verdict == "PASSED"
 
     def fails(self, result: CheckResult) -> bool:
         """Whether this result makes the run fail (see ``fails_run``)."""

@@ -7,11 +7,13 @@ user code (the model file, data specs).
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import sys
 import traceback
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from nndoctor.errors import InputError
 
@@ -28,29 +30,70 @@ def import_model_file(path: Path) -> Any:
     if path.suffix != ".py":
         raise InputError(f"{path} is not a Python file. Pass a model.py (or a config with --config).")
     name = f"nndoctor_user_{abs(hash(path.resolve()))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.parent.resolve())
-    sys.path.insert(0, folder)
     try:
-        spec.loader.exec_module(module)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        with _as_imported(path):
+            spec.loader.exec_module(module)
     except SyntaxError as exc:
+        where = f"at line {exc.lineno}" if exc.lineno else "(a null byte or an undecodable character)"
         raise InputError(
-            f"{path} has a syntax error at line {exc.lineno}: {exc.msg}. "
-            f"Fix that line ({(exc.text or '').strip()!r}) and run again."
+            f"{path} has a syntax error {where}: {exc.msg}. "
+            f"Fix {'that line (' + repr((exc.text or '').strip()) + ')' if exc.lineno else 'the file'} and run again."
         ) from None
+    except ValueError as exc:  # compile() refuses source with null bytes
+        raise InputError(f"{path} cannot be read as Python source: {exc}. Save it as plain UTF-8 text.") from None
+    except SystemExit as exc:
+        raise InputError(exit_message(exc, path, "while being imported") + ARGPARSE_HINT) from None
     except Exception as exc:  # user code: anything may be raised while importing it
         raise InputError(
             f"{path} raised {type(exc).__name__} while being imported: {exc}. "
             f"{user_frame(exc, path)}Fix {path.name} so that `python {path.name}` runs."
         ) from exc
+    module.__nndoctor_path__ = path
+    return module
+
+
+ARGPARSE_HINT = (
+    " If it parses command-line arguments (argparse), give every argument a default or parse them "
+    "under `if __name__ == \"__main__\":`; nndoctor imports the file with no arguments."
+)
+
+
+@contextlib.contextmanager
+def _as_imported(path: Path) -> Iterator[None]:
+    """The model file runs with its folder importable, no command-line arguments (it is imported,
+    not run), no bytecode written beside it, and os._exit() turned into an exception that can be
+    reported; all of it restored afterwards."""
+    folder = str(path.parent.resolve())
+    saved = sys.argv, sys.dont_write_bytecode
+    sys.path.insert(0, folder)
+    sys.argv, sys.dont_write_bytecode = [str(path)], True
+    try:
+        with exits_reported():
+            yield
     finally:
+        sys.argv, sys.dont_write_bytecode = saved
         try:
             sys.path.remove(folder)
         except ValueError:
             pass
-    module.__nndoctor_path__ = path
-    return module
+
+
+@contextlib.contextmanager
+def exits_reported() -> Iterator[None]:
+    """os._exit() ends the process at once, without a report: while user code runs it raises
+    SystemExit instead, which the caller turns into a message naming the line."""
+    real_exit = os._exit
+
+    def refuse(code: int = 0) -> None:
+        raise SystemExit(code)
+
+    os._exit = refuse
+    try:
+        yield
+    finally:
+        os._exit = real_exit
 
 
 
@@ -66,11 +109,24 @@ def user_frame(exc: BaseException, path: Path) -> str:
 
 def call_user(path: Path, name: str, fn: Callable, *args: Any) -> Any:
     try:
-        return fn(*args)
+        with exits_reported():
+            return fn(*args)
     except InputError:
         raise
+    except SystemExit as exc:
+        raise InputError(exit_message(exc, path, f"in {name}()")) from None
     except Exception as exc:
         raise InputError(
             f"{path}: {name}() raised {type(exc).__name__}: {exc}. {user_frame(exc, path)}"
             f"Fix {name}() so that it returns without error."
         ) from exc
+
+
+def exit_message(exc: SystemExit, path: Path, when: str) -> str:
+    """The paragraph for user code that called sys.exit() (or raised SystemExit) ``when``."""
+    code = exc.code if exc.code is not None else 0
+    return (
+        f"{path}: your code called sys.exit({code!r}) {when}. {user_frame(exc, path)}"
+        f"nndoctor runs the model file's code in its own process, so it must not exit: remove the call "
+        f"(or guard it with `if __name__ == \"__main__\":`)."
+    )

@@ -64,13 +64,16 @@ def counts_text(report: Report) -> str:
     return ", ".join(parts) or "no check ran"
 
 
-def verdict(report: Report) -> str:
-    return "PASSED" if report.passed else "FAILED"
-
-
 def summary_line(report: Report) -> str:
-    """The one line a CI log needs: 'nndoctor: FAILED — 2 fail, 1 warn, 10 pass (3.2s)'."""
-    return f"nndoctor: {verdict(report)} — {counts_text(report)} ({report.duration_s:.1f}s)"
+    """The one line a CI log needs: 'nndoctor: FAILED — 2 fail, 1 warn, 10 pass (3.2s)', and for
+    an incomplete run what could not be checked."""
+    line = f"nndoctor: {report.verdict} — {counts_text(report)} ({report.duration_s:.1f}s)"
+    reasons = report.incomplete_reasons
+    if reasons and not report.input_problem:
+        line += "; not checked: " + "; ".join(reasons)
+    elif report.input_problem:
+        line += "; the input could not be used (see above)"
+    return line
 
 
 def sections(results):

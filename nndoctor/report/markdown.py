@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from nndoctor.report.fmt import LABEL, counts_text, is_numeric_column, one_line, sections, table_cells, verdict
+from nndoctor.report.fmt import LABEL, counts_text, is_numeric_column, one_line, sections, table_cells
 from nndoctor.result import CheckResult, Report, Status, Table
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️", Status.ERROR: "💥"}
@@ -82,10 +82,12 @@ def render(report: Report) -> str:
     lines = [
         f"# nndoctor report: {_code(report.target)}",
         "",
-        f"**{verdict(report)}**: {counts_text(report)} in {report.duration_s:.1f}s. "
+        f"**{report.verdict}**: {counts_text(report)} in {report.duration_s:.1f}s. "
         f"Task {_inline(report.task)} ({_inline(report.task_source)}), device {_inline(report.device)}, seed {report.seed}.",
         "",
     ]
+    if report.incomplete_reasons:
+        lines += ["## Not checked", "", *(f"- {_inline(reason)}" for reason in report.incomplete_reasons), ""]
     if report.causes:
         lines += ["## Likely causes", ""]
         for rank, cause in enumerate(report.causes, 1):

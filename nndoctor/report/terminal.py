@@ -197,7 +197,13 @@ def print_problems(report: Report, console: Console | None = None) -> None:
 def print_summary(report: Report, console: Console | None = None) -> None:
     """The one-line verdict, on stderr so that stdout can carry a report (or JSON) alone."""
     out = _console(console, stderr=True)
-    out.print(Text(summary_line(report), style="bold green" if report.passed else "bold red"))
+    style = {"PASSED": "bold green", "FAILED": "bold red"}.get(report.verdict, "bold yellow")
+    out.print(Text(summary_line(report), style=style))
+
+
+def print_wrote(path: Path, what: str, console: Console | None = None) -> None:
+    """One line on stderr per file written (--report, --json, --junit), as --plots does."""
+    _console(console, stderr=True).print(Text.assemble(("nndoctor: wrote ", "dim"), str(path), (f" ({what})", "dim")))
 
 
 def print_input_error(message: str, console: Console | None = None) -> None:
