@@ -44,6 +44,36 @@ class CheckSpec:
         return qualified
 
 
+# The catalog cites its sources by short names; reports and `nndoctor explain` name each one so a
+# user can look it up. The seeds are the articles and threads the checklist grew from.
+REFERENCES = {
+    "seed 000": "Cross Validated question on a 30-layer softmax classifier that trains for a few epochs, then "
+                "gives probability 1 to one class and stops learning",
+    "seed 001": 'Elod P. Csirmaz, "Decreasing accuracy in neural nets during training - things to try" (blog, 2019)',
+    "seed 002": "Govind Chandrasekhar, a checklist for debugging neural networks (Semantics3 engineering blog)",
+    "seed 003": 'Elod P. Csirmaz, "Decreasing accuracy in neural nets during training - things to try" (blog, 2019)',
+    "seed 004": 'Stack Overflow question "Why does NN training loss flatten?"',
+    "Karpathy": 'Andrej Karpathy, "A Recipe for Training Neural Networks" (2019)',
+    "CS231n": "Stanford CS231n course notes, Neural Networks part 3 (learning and evaluation)",
+    "Ivanov": 'Slav Ivanov, "37 Reasons why your Neural Network is not working" (2017)',
+    "Tobin": 'Josh Tobin, "Troubleshooting Deep Neural Networks" (Full Stack Deep Learning, 2019)',
+    "Smith 2017": 'Leslie N. Smith, "Cyclical Learning Rates for Training Neural Networks" (2017)',
+    "Lightning lr_find": "PyTorch Lightning's learning-rate finder (Tuner.lr_find)",
+    "smdebug": "Amazon SageMaker Debugger's built-in rules (smdebug)",
+    "TheDeepChecker": "Ben Braiek and Khomh, TheDeepChecker: property-based debugging of deep learning training",
+    "Google tuning playbook": 'Google Research, "Deep Learning Tuning Playbook" (2023)',
+}
+
+
+def cite(source: str) -> str:
+    """A catalog source with its short name spelled out: 'seed 002 "Dead ReLUs"' becomes the
+    article's author and title followed by the section quoted."""
+    for short, reference in REFERENCES.items():
+        if source == short or source.startswith(short + " "):
+            return reference + source[len(short):]
+    return source
+
+
 def checklist_dir() -> Path:
     here = Path(__file__).resolve().parent
     for candidate in (here / "_checklist", here.parent / "checks"):
@@ -70,7 +100,7 @@ def load_catalog() -> tuple[CheckSpec, ...]:
                     why=" ".join(str(entry["why"]).split()),
                     fix=" ".join(str(entry["fix"]).split()),
                     thresholds=MappingProxyType(dict(entry.get("thresholds") or {})),
-                    sources=tuple(entry.get("sources") or ()),
+                    sources=tuple(cite(str(source)) for source in entry.get("sources") or ()),
                     codes=MappingProxyType(
                         {f"{entry['id']}.{key}": " ".join(str(title).split()) for key, title in (entry.get("codes") or {}).items()}
                     ),

@@ -78,9 +78,12 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     verdicts, unit_interval = [], []
     for name, tensor in tensors:
         channels = _channels(name, _finite_rows(tensor), _channel_dim(tensor, ctx.subject.model))
-        verdicts.extend(_judge(c, thresholds) for c in channels)
+        judged = [_judge(c, thresholds) for c in channels]
         if _within_unit_interval(channels):
             unit_interval.append(name or "the inputs")
+            # the table must say what the summary says: these channels are why the check warns
+            judged = [_not_centred(v) if v.status is Status.PASS and not v.channel.constant else v for v in judged]
+        verdicts.extend(judged)
     return _finding(verdicts, unit_interval, thresholds)
 
 
@@ -134,6 +137,10 @@ def _judge(c: Channel, t: Mapping[str, Any]) -> Verdict:
     return Verdict(c, Status.PASS, "")
 
 
+def _not_centred(v: Verdict) -> Verdict:
+    return Verdict(v.channel, Status.WARN, "in [0, 1]: never negative, so not mean-centered", "zero_one_inputs")
+
+
 def _within_unit_interval(channels: list[Channel]) -> bool:
     """All values in [0, 1], and not merely {0, 1} indicators."""
     if not channels or all(c.two_valued for c in channels):
@@ -165,10 +172,11 @@ def _finding(verdicts: list[Verdict], unit_interval: list[str], t: Mapping[str, 
         names = ", ".join(f"{c.name} (= {c.low:.3g})" for c in constant[:LISTED])
         evidence += (f"{len(constant)} constant (std 0, not divided by): {names}" + (" ..." if len(constant) > LISTED else ""),)
     problems = []
-    if bad:
-        worst = bad[0]
+    unscaled = [v for v in bad if v.code != "zero_one_inputs"]
+    if unscaled:
+        worst = unscaled[0]
         problems.append(
-            f"{len(bad)} of {_noun(channels)} not standardized; worst {worst.channel.name}: mean "
+            f"{len(unscaled)} of {_noun(channels)} not standardized; worst {worst.channel.name}: mean "
             f"{worst.channel.mean:.3g}, std {worst.channel.std:.3g} ({worst.reason}){_raw_pixels_hint(metrics)}"
         )
     if unit_interval:
@@ -181,8 +189,6 @@ def _finding(verdicts: list[Verdict], unit_interval: list[str], t: Mapping[str, 
         return Finding(Status.PASS, _clean_summary(channels, metrics), metrics, evidence, (_table(ranked),), plots=(_plot(channels),))
     status = Status.FAIL if metrics["failing"] else Status.WARN
     codes = [v.code for v in bad if v.status is status]
-    if unit_interval and status is Status.WARN:
-        codes.append("zero_one_inputs")
     return Finding(
         status, "; ".join(problems), metrics, evidence, (_table(ranked),), fix=_fix(metrics), plots=(_plot(channels),),
         codes=tuple(dict.fromkeys(codes)),

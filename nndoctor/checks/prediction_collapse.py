@@ -149,7 +149,8 @@ def judge(ctx: Context, result: ShortRun, after: list[Spread], before: list[Spre
 
 def _pinned_consequence(d: Decisions) -> str:
     if d.emits_probabilities:  # the loss takes the log of what the model emitted (seed 000)
-        return "the log of the right answer's probability is -inf (or the clip value) and no gradient flows back through the saturated softmax"
+        return ("the softmax the model applies is saturated, so no gradient flows back through it, and a loss that "
+                "takes the log of these probabilities gets log 0 = -inf for those samples")
     return "the logits have drifted so far apart that the softmax saturates in float32 (a gap above ~17)"
 
 

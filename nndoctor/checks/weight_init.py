@@ -326,7 +326,8 @@ def _finding(judged: list[Judgement], excused: dict[str, str], frozen: int) -> F
     }
     if status is Status.PASS:
         summary = f"{len(judged)} weight tensors look well initialized" + (
-            f" (furthest out: {worst.layer.name} std {worst.std:.2g}, {worst.off_by:.1f}x outside {worst.low:.2g}-{worst.high:.2g})"
+            f"; {worst.layer.name} (std {worst.std:.2g}) is the furthest from the schemes' {worst.low:.2g}-{worst.high:.2g}, "
+            f"{worst.off_by:.1f}x, within tolerance"
             if worst and worst.off_by > NOTABLE else ""
         )
     else:

@@ -13,6 +13,9 @@ string, so brackets such as "[B, 10]" are shown literally and can never break th
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -41,8 +44,40 @@ COLUMN_GAP = 2
 MIN_COLUMN = 12  # a text column is shortened down to this width before columns are dropped
 
 
+PIPE_WIDTH = 160  # lines wrap here when the output is not a terminal (a CI log, a file) and COLUMNS is unset
+
+
+class _Unpadded(io.TextIOBase):
+    """A stream that drops the spaces rich pads table cells and lines with: piped output is read
+    by people in CI logs and by grep, where trailing blanks are noise."""
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.stream.write(line.rstrip() + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending.rstrip())
+            self.pending = ""
+        self.stream.flush()
+
+
 def _console(console: Console | None, stderr: bool = False) -> Console:
-    return console or Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False, emoji=False)
+    """The given console, or one on stdout/stderr: the terminal's width on a terminal; elsewhere
+    COLUMNS or a wide line, without padding."""
+    if console is not None:
+        return console
+    stream = sys.stderr if stderr else sys.stdout
+    options = dict(highlight=False, soft_wrap=False, markup=False, emoji=False)
+    if stream.isatty():
+        return Console(stderr=stderr, **options)
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else PIPE_WIDTH
+    return Console(file=_Unpadded(stream), width=width, **options)
 
 
 def _indented(out: Console, renderable: RenderableType, indent: int = INDENT) -> None:
