@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nndoctor import catalog, engine
+from nndoctor import catalog, engine, rng
 from nndoctor.config import Config
 from nndoctor.errors import InputError
 from nndoctor.loading import build_subject
@@ -75,18 +75,19 @@ def check(
     if fail_on not in FAIL_ON:
         raise InputError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}.")
     # The config's path only names where ids and thresholds came from, in error messages.
-    config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
-    options = RunOptions(
-        only=tuple(_ids(only)), skip=tuple(_ids(skip)), fail_on=fail_on, quick=quick, try_fixes=try_fixes,
-        time_budget=time_budget,
-    )
-    selection = engine.plan(config, options)
-    subject = build_subject(
-        Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
-        task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
-        target_key=target_key, input_key=input_key, keep_hooks=keep_hooks,
-    )
-    return engine.run_subject(subject, selection, options)
+    with rng.preserved():  # loading runs the model too (dropout draws): the caller's RNG is left as found
+        config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
+        options = RunOptions(
+            only=tuple(_ids(only)), skip=tuple(_ids(skip)), fail_on=fail_on, quick=quick, try_fixes=try_fixes,
+            time_budget=time_budget,
+        )
+        selection = engine.plan(config, options)
+        subject = build_subject(
+            Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
+            task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
+            target_key=target_key, input_key=input_key, keep_hooks=keep_hooks,
+        )
+        return engine.run_subject(subject, selection, options)
 
 
 def _ids(value: Iterable[str] | str) -> list[str]:

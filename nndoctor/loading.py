@@ -52,10 +52,7 @@ class Subject:
     keep_hooks: bool = False  # let the user's own forward/backward hooks fire on nndoctor's copies
 
     def fresh_model(self) -> nn.Module:
-        model = copy.deepcopy(self.model)
-        if not self.keep_hooks:
-            remove_user_hooks(model)
-        return model.to(self.device).train()
+        return private_copy(self.model, self.keep_hooks).to(self.device).train()
 
     def predict(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         """Call the model and return the prediction tensor (dict/tuple/.logits outputs handled)."""
@@ -144,7 +141,15 @@ def resolve_optimizer(module: Any, path: Path, config: Config) -> tuple[Callable
         cls = getattr(torch.optim, str(name), None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise InputError(f"Config {config.path}: optimizer name {name!r} is not a torch.optim optimizer (e.g. Adam, SGD, AdamW).")
-        return (lambda params: cls(params, **spec)), f"config ({name} {spec})"
+        factory = lambda params: cls(params, **spec)  # noqa: E731 - the factory nndoctor calls per copy
+        try:  # the settings are the config's: a bad one is named there, not blamed on model.py
+            factory([torch.nn.Parameter(torch.zeros(1))])
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"Config {config.path}: optimizer {name} rejects its settings {spec} ({type(exc).__name__}: {exc}). "
+                f"Give each setting the type torch.optim.{name} expects (numbers for lr, betas as a list of two numbers)."
+            ) from None
+        return factory, f"config ({name} {spec})"
     factory = getattr(module, "build_optimizer", None)
     if factory is not None:
         if not callable(factory):
@@ -242,6 +247,14 @@ def _data_where(config: Config, model_path: Path) -> str:
 HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
 
 
+def private_copy(model: nn.Module, keep_hooks: bool = False) -> nn.Module:
+    """A deep copy for nndoctor to run and train, without the user's hooks unless asked."""
+    model = copy.deepcopy(model)
+    if not keep_hooks:
+        remove_user_hooks(model)
+    return model
+
+
 def remove_user_hooks(model: nn.Module) -> None:
     """Drop the hooks the user registered on ``model`` (a copy): they log, save or change things,
     and nndoctor's hundreds of passes would fire them all. torch's own hooks stay (weight_norm,
@@ -319,7 +332,7 @@ def build_subject(
     dataset = adapters.dict_items(dataset, batching.raw_item(dataset, 0, where), target_key, input_key, where)
     first = batching.first_batch(dataset, where=where, size=8)
     run_device = pick_device(device)
-    probe_model = copy.deepcopy(model).to(run_device).eval()
+    probe_model = private_copy(model, keep_hooks).to(run_device).eval()
     inputs, target = batching.to_device(first, run_device)
     output = _first_prediction(path, probe_model, inputs, output_selector)
     _train_mode_prediction(path, probe_model, inputs, output_selector)
