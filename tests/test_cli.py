@@ -503,3 +503,12 @@ def test_checks_that_cannot_run_on_data_that_failed_integrity_are_skipped_not_er
         result = report.result(check_id)
         assert result.status is Status.SKIP, result.summary
         assert "data_integrity" in result.summary
+
+
+def test_version_short_help_and_usage_without_a_path():
+    from nndoctor import __version__
+
+    assert invoke("--version").stdout.strip() == f"nndoctor {__version__}"
+    assert "Run the checklist" in invoke("check", "-h").stdout
+    bare = invoke("check")
+    assert "Usage:" in bare.output and "Traceback" not in bare.output
