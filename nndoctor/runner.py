@@ -82,6 +82,10 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_by: str |
                 f"cannot run on this data ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                 f"fix what {broken_by} reports first"
             )
+    try:
+        codes = tuple(spec.qualify(code) for code in finding.codes)
+    except KeyError as exc:  # nndoctor's own bug: reported, counted as a check error by the zoo
+        finding, codes = Finding(Status.ERROR, f"internal error: {exc.args[0]}"), ()
     fix = finding.fix or spec.fix if finding.status in (Status.WARN, Status.FAIL) else None
     return CheckResult(
         id=spec.id,
@@ -96,7 +100,7 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_by: str |
         duration_s=time.perf_counter() - start,
         plots=tuple(finding.plots),
         error=error,
-        codes=tuple(spec.qualify(code) for code in finding.codes),
+        codes=codes,
     )
 
 
