@@ -78,8 +78,8 @@ class Context:
         """A fixed, seeded sample of n dataset indices (all of them, in order, if n >= size).
 
         The same n gives the same indices for the whole run, so checks see the same samples, and
-        a smaller n draws a subset of a larger n's. The cost is O(n), whatever the dataset's
-        length (a lazily generated dataset of 10^9 items costs no more than one of 10^3)."""
+        a smaller n draws a subset of a larger n's. The cost is bounded whatever the dataset's
+        length: a lazily generated dataset of 10^9 items costs no more than one of 10^6."""
         size = self.dataset_size
         if n >= size:
             return list(range(size))
@@ -108,11 +108,21 @@ def _dataset_size(ctx: Context) -> int:
     return batching.dataset_size(ctx.subject.dataset, ctx.where)
 
 
+# Up to this many samples a full seeded permutation is drawn (a few milliseconds); beyond it only
+# the n entries needed, so that a huge or lazily generated dataset costs O(n).
+FULL_PERMUTATION_MAX = 1_000_000
+
+
 def _draw(ctx: Context, n: int) -> list[int]:
-    """The first n entries of a seeded random permutation of the indices, in O(n) time and memory:
-    a Fisher-Yates shuffle that stops after n swaps and keeps only the swapped entries. Seeded by
-    the run's seed alone: the global RNG is neither read nor advanced."""
-    rng, size, swapped, drawn = random.Random(ctx.subject.seed), ctx.dataset_size, {}, []
+    """The first n entries of a seeded random permutation of the indices. Datasets up to
+    FULL_PERMUTATION_MAX draw it with torch.randperm on a private generator; larger ones with a
+    Fisher-Yates shuffle that stops after n swaps and keeps only the swapped entries (O(n) time
+    and memory). The global RNG is neither read nor advanced."""
+    size = ctx.dataset_size
+    if size <= FULL_PERMUTATION_MAX:
+        generator = torch.Generator().manual_seed(ctx.subject.seed)
+        return torch.randperm(size, generator=generator)[:n].tolist()
+    rng, swapped, drawn = random.Random(ctx.subject.seed), {}, []
     for i in range(n):
         j = rng.randrange(i, size)
         drawn.append(swapped.get(j, j))
