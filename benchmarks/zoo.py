@@ -105,11 +105,12 @@ def discover(only: str | None = None) -> list[Case]:
 
 def run_nndoctor(case: Case) -> Outcome:
     from nndoctor.engine import run_path
+    from nndoctor.options import RunOptions
 
     outcome = Outcome.of(case)
     start = time.perf_counter()
     try:
-        report = run_path(case.path, seed=SEED, device="cpu")
+        report = run_path(case.path, options=RunOptions(seed=SEED, device="cpu"))
     except Exception as exc:  # a load error is a result of the benchmark, not a reason to stop it
         outcome.crash = f"{type(exc).__name__}: {exc}"
     else:

@@ -9,10 +9,11 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nndoctor import catalog, engine
+from nndoctor import catalog, engine, rng
 from nndoctor.config import Config
 from nndoctor.errors import InputError
 from nndoctor.loading import build_subject
+from nndoctor.options import RunOptions
 from nndoctor.result import Report
 
 FAIL_ON = ("fail", "warn")
@@ -36,6 +37,8 @@ def check(
     input_key: str | None = None,
     regularization: Callable[[nn.Module], torch.Tensor] | None = None,
     try_fixes: bool = False,
+    time_budget: float | None = None,
+    keep_hooks: bool = False,
 ) -> Report:
     """Run the checklist on objects you already have; the model and dataset are never modified.
 
@@ -60,6 +63,11 @@ def check(
     - ``regularization``: the model file's ``regularization(model)``, an explicit penalty the
       training adds to the loss.
     - ``fail_on``: "fail", or "warn" to make warnings fail ``report.passed`` too.
+    - ``time_budget``: seconds for the run; checks that cannot run in time are reported as not
+      checked and the report is INCOMPLETE (``report.passed`` False).
+    - ``keep_hooks``: let forward/backward hooks you registered on the model fire on nndoctor's
+      copies too (default False: they would fire on every one of hundreds of passes).
+    The global random state (torch, numpy, random) is the same after the call as before.
 
     Returns the Report the CLI renders (``passed``, ``result(id)``, ``results``, ``to_json()``,
     ``to_markdown()``). Raises nndoctor.errors.InputError for unusable input.
@@ -67,14 +75,19 @@ def check(
     if fail_on not in FAIL_ON:
         raise InputError(f"fail_on must be one of {', '.join(FAIL_ON)}, not {fail_on!r}.")
     # The config's path only names where ids and thresholds came from, in error messages.
-    config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
-    selection = engine.plan(config, _ids(only), _ids(skip), quick)
-    subject = build_subject(
-        Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
-        task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
-        target_key=target_key, input_key=input_key,
-    )
-    return engine.run_subject(subject, selection, fail_on=fail_on, quick=quick, try_fixes=try_fixes)
+    with rng.preserved():  # loading runs the model too (dropout draws): the caller's RNG is left as found
+        config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
+        options = RunOptions(
+            only=tuple(_ids(only)), skip=tuple(_ids(skip)), fail_on=fail_on, quick=quick, try_fixes=try_fixes,
+            time_budget=time_budget,
+        )
+        selection = engine.plan(config, options)
+        subject = build_subject(
+            Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
+            task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
+            target_key=target_key, input_key=input_key, keep_hooks=keep_hooks,
+        )
+        return engine.run_subject(subject, selection, options)
 
 
 def _ids(value: Iterable[str] | str) -> list[str]:

@@ -38,12 +38,22 @@ def item(dataset: Dataset, index: int, where: str) -> tuple[Any, Any]:
 
 
 def dataset_size(dataset: Dataset, where: str) -> int:
-    try:
-        size = len(dataset)
-    except TypeError:
+    if isinstance(dataset, torch.utils.data.DataLoader):
+        raise InputError(
+            f"{where}: build_dataset() returned a DataLoader; nndoctor needs the Dataset itself (it draws its own "
+            f"batches). Return `loader.dataset`, or the dataset you build the loader from."
+        )
+    if not hasattr(type(dataset), "__len__"):
         raise InputError(
             f"{where}: the dataset has no len(); nndoctor needs a map-style torch.utils.data.Dataset "
             f"(with __len__ and __getitem__), not an iterable-only one."
+        )
+    try:
+        size = len(dataset)
+    except Exception as exc:  # user code: __len__ may raise anything, or return a negative number
+        raise InputError(
+            f"{where}: len(dataset) raised {type(exc).__name__}: {exc}. Fix the dataset's __len__ so that it "
+            f"returns the number of samples (a whole number >= 1)."
         ) from None
     if size == 0:
         raise InputError(f"{where}: the dataset is empty. Point nndoctor at data with at least one (input, target) pair.")
@@ -51,7 +61,9 @@ def dataset_size(dataset: Dataset, where: str) -> int:
 
 
 def collate(dataset: Dataset, indices: Sequence[int], where: str) -> tuple[Any, Any]:
+    indices = list(indices)
     pairs = [item(dataset, i, where) for i in indices]
+    _same_dtypes(pairs, indices, where)
     try:
         inputs = default_collate([p[0] for p in pairs])
         targets = default_collate([p[1] for p in pairs])
@@ -61,6 +73,36 @@ def collate(dataset: Dataset, indices: Sequence[int], where: str) -> tuple[Any, 
             f"the same shape and type (tensors, numbers or numpy arrays), and likewise every target."
         ) from None
     return inputs, targets
+
+
+def _dtypes(value: Any) -> tuple:
+    if isinstance(value, torch.Tensor):
+        return (value.dtype,)
+    if isinstance(value, dict):
+        return tuple(d for k in sorted(value, key=str) for d in _dtypes(value[k]))
+    if isinstance(value, (list, tuple)):
+        return tuple(d for v in value for d in _dtypes(v))
+    return ()
+
+
+def _same_dtypes(pairs: list[tuple[Any, Any]], indices: list[int], where: str) -> None:
+    """Items whose tensors differ in dtype (float32 beside float64) would be silently promoted
+    when stacked, and the model would then be blamed for a dtype it never asked for."""
+    if not pairs:
+        return
+    first = (_dtypes(pairs[0][0]), _dtypes(pairs[0][1]))
+    for index, (x, y) in zip(indices, pairs):
+        seen = (_dtypes(x), _dtypes(y))
+        if seen != first and len(seen[0]) == len(first[0]) and len(seen[1]) == len(first[1]):
+            part = "input" if seen[0] != first[0] else "target"
+            a, b = (first[0], seen[0]) if part == "input" else (first[1], seen[1])
+            theirs = ", ".join(str(d).replace("torch.", "") for d in b)
+            ours = ", ".join(str(d).replace("torch.", "") for d in a)
+            raise InputError(
+                f"{where}: dataset item {index} has a {part} of dtype {theirs}, while item {indices[0]} has "
+                f"{ours}; stacked together they would be silently converted. Make __getitem__ return one dtype "
+                f"for every item (e.g. `.float()`)."
+            )
 
 
 def first_batch(dataset: Dataset, where: str, size: int) -> tuple[Any, Any]:

@@ -33,7 +33,8 @@ class CheckSpec:
     codes: Mapping[str, str] = field(default_factory=dict)  # qualified code -> one-line title
     cost: str = "probe"  # "probe" (forward/backward passes) or "training-run"
     in_quick: bool = False  # a training run that --quick still runs (the others it skips)
-    requires: tuple[str, ...] = ()  # shared runs (probes) whose settings come from other checks
+    requires: tuple[str, ...] = ()  # checks whose shared runs (and settings) this check reads
+    guards_data: bool = False  # once it fails, other checks' crashes are symptoms of the data: skips
 
     def qualify(self, code: str) -> str:
         """The qualified form of one of this check's codes; unknown codes are a programming error."""
@@ -41,6 +42,36 @@ class CheckSpec:
         if qualified not in self.codes:
             raise KeyError(f"check {self.id} emitted undeclared finding code {qualified!r}; declare it under codes: in checks/*.yaml")
         return qualified
+
+
+# The catalog cites its sources by short names; reports and `nndoctor explain` name each one so a
+# user can look it up. The seeds are the articles and threads the checklist grew from.
+REFERENCES = {
+    "seed 000": "Cross Validated question on a 30-layer softmax classifier that trains for a few epochs, then "
+                "gives probability 1 to one class and stops learning",
+    "seed 001": 'Elod P. Csirmaz, "Decreasing accuracy in neural nets during training - things to try" (blog, 2019)',
+    "seed 002": "Govind Chandrasekhar, a checklist for debugging neural networks (Semantics3 engineering blog)",
+    "seed 003": 'Elod P. Csirmaz, "Decreasing accuracy in neural nets during training - things to try" (blog, 2019)',
+    "seed 004": 'Stack Overflow question "Why does NN training loss flatten?"',
+    "Karpathy": 'Andrej Karpathy, "A Recipe for Training Neural Networks" (2019)',
+    "CS231n": "Stanford CS231n course notes, Neural Networks part 3 (learning and evaluation)",
+    "Ivanov": 'Slav Ivanov, "37 Reasons why your Neural Network is not working" (2017)',
+    "Tobin": 'Josh Tobin, "Troubleshooting Deep Neural Networks" (Full Stack Deep Learning, 2019)',
+    "Smith 2017": 'Leslie N. Smith, "Cyclical Learning Rates for Training Neural Networks" (2017)',
+    "Lightning lr_find": "PyTorch Lightning's learning-rate finder (Tuner.lr_find)",
+    "smdebug": "Amazon SageMaker Debugger's built-in rules (smdebug)",
+    "TheDeepChecker": "Ben Braiek and Khomh, TheDeepChecker: property-based debugging of deep learning training",
+    "Google tuning playbook": 'Google Research, "Deep Learning Tuning Playbook" (2023)',
+}
+
+
+def cite(source: str) -> str:
+    """A catalog source with its short name spelled out: 'seed 002 "Dead ReLUs"' becomes the
+    article's author and title followed by the section quoted."""
+    for short, reference in REFERENCES.items():
+        if source == short or source.startswith(short + " "):
+            return reference + source[len(short):]
+    return source
 
 
 def checklist_dir() -> Path:
@@ -69,13 +100,14 @@ def load_catalog() -> tuple[CheckSpec, ...]:
                     why=" ".join(str(entry["why"]).split()),
                     fix=" ".join(str(entry["fix"]).split()),
                     thresholds=MappingProxyType(dict(entry.get("thresholds") or {})),
-                    sources=tuple(entry.get("sources") or ()),
+                    sources=tuple(cite(str(source)) for source in entry.get("sources") or ()),
                     codes=MappingProxyType(
                         {f"{entry['id']}.{key}": " ".join(str(title).split()) for key, title in (entry.get("codes") or {}).items()}
                     ),
                     cost=str(entry.get("cost", "probe")),
                     in_quick=bool(entry.get("in_quick", entry.get("cost", "probe") != "training-run")),
                     requires=tuple(entry.get("requires") or ()),
+                    guards_data=bool(entry.get("guards_data", False)),
                 )
             )
     specs.sort(key=lambda s: s.section_order)  # stable: keeps file order inside a section
@@ -110,6 +142,19 @@ def validate_ids(ids: list[str], where: str) -> list[str]:
     return ids
 
 
+def _check_threshold_type(spec: CheckSpec, key: str, value: Any, where: str) -> None:
+    """An override must be a value of the kind the default is: a number for a number, a yes/no
+    for a yes/no; ``fail_ratio: high`` would crash the check later."""
+    default = spec.thresholds[key]
+    number = isinstance(default, (int, float)) and not isinstance(default, bool)
+    ok = (isinstance(value, (int, float)) and not isinstance(value, bool)) if number else isinstance(value, type(default))
+    if not ok:
+        kind = "a number" if number else f"a {type(default).__name__}"
+        raise InputError(
+            f"{where}: threshold {spec.id}.{key} must be {kind} like its default {default!r}, not {value!r}."
+        )
+
+
 def with_overrides(
     specs: tuple[CheckSpec, ...], overrides: Mapping[str, Mapping[str, Any]], where: str
 ) -> tuple[CheckSpec, ...]:
@@ -126,6 +171,8 @@ def with_overrides(
                 f"{where}: check {spec.id} has no threshold {', '.join(map(str, unknown))}. "
                 f"Its thresholds are: {', '.join(spec.thresholds) or 'none'}."
             )
+        for key, value in user.items():
+            _check_threshold_type(spec, key, value, where)
         if user:
             spec = replace(spec, thresholds=MappingProxyType({**spec.thresholds, **user}))
         merged.append(spec)

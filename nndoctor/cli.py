@@ -5,6 +5,7 @@ torch is imported only inside commands that need it, so `nndoctor --help` starts
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import sys
@@ -24,17 +25,19 @@ app = typer.Typer(
         "the checklist (initial loss, overfitting 50 samples, normalization, class balance, "
         "initialization, dead ReLUs, gradient flow, ...), then prints what is wrong, the evidence "
         "and how to fix it. New here? `nndoctor init` writes a commented model.py and nndoctor.yaml to start "
-        "from.\n\nExit codes: 0 no check failed, 1 a check failed (or warned, with "
-        "--fail-on warn), 2 the input could not be used."
+        "from.\n\nExit codes: 0 every check ran and none failed, 1 a check failed (or warned, with "
+        "--fail-on warn), 2 the input could not be used, 3 nndoctor could not finish checking (a check "
+        "crashed, the time budget ran out, Ctrl-C or SIGTERM): the report says what was not checked."
     ),
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
     pretty_exceptions_enable=False,
     # Plain click help: typer's rich help costs ~0.15 s of imports on every `--help`.
     rich_markup_mode=None,
 )
 
-EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_INCOMPLETE = 0, 1, 2, 3
 STDOUT = Path("-")  # --report - / --json - / --junit -: write that report to stdout instead of the terminal one
 
 
@@ -61,7 +64,22 @@ def _ids(value: Optional[str]) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
-@app.command()
+def _version(value: bool) -> None:
+    if value:
+        from nndoctor import __version__
+
+        typer.echo(f"nndoctor {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Print the version and exit."),
+) -> None:
+    """Options for every command."""
+
+
+@app.command(no_args_is_help=True)
 def check(
     path: Path = typer.Argument(..., help="Your model file (model.py), its folder, or an nndoctor.yaml config."),
     config: Optional[Path] = typer.Option(None, "--config", "-c", help="Config YAML (default: nndoctor.yaml beside model.py)."),
@@ -83,6 +101,12 @@ def check(
     fail_on: FailOn = typer.Option(FailOn.fail, "--fail-on", help="Exit 1 on any failed check (fail) or also on warnings (warn)."),
     quick: bool = typer.Option(False, "--quick", help="Skip the costliest training-based checks, for pre-commit speed."),
     try_fixes: bool = typer.Option(False, "--try-fixes", help="Rerun the overfit test with the top likely fixes applied to a copy."),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", min=0.001,
+        help="Seconds for the whole run, loading included (default: the config's, else none). Checks that cannot "
+        "run in time are reported as not checked, the report so far is written, and the run exits 3.",
+    ),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help="A check that crashes does not make the run exit 3 (INCOMPLETE)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No terminal report: only the checks that fail the run and the summary line, on stderr. Files are still written."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the evidence and tables of passing checks too, and each check's time."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-paragraph errors."),
@@ -94,14 +118,20 @@ def check(
     start = time.perf_counter()
     files = {Format.markdown: report, Format.json: json_out, Format.junit: junit_out}
     try:
-        stdout_format = _validate_options(device, output_format, files, plots, quiet, verbose)
-        from nndoctor import engine
+        stdout_format = _validate_options(device, output_format, files, plots, quiet, verbose, seed)
+        from nndoctor import budget, engine
+        from nndoctor.options import RunOptions
 
-        with terminal.progress(enabled=_show_progress(quiet)) as on_start:
-            result = engine.run_path(
-                path, config, data, _ids(only), _ids(skip), seed, device,
-                fail_on.value, debug, quick, try_fixes, on_start,
-            )
+        _refuse_inputs_as_outputs(engine.input_files(path, config, data), files, plots)
+        options = RunOptions(
+            only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device, fail_on=fail_on.value,
+            debug=debug, quick=quick, try_fixes=try_fixes, time_budget=time_budget, allow_errors=allow_errors,
+        )
+        # The user's code may print: its output goes to stderr, so stdout carries the report alone
+        # (`--json -` stays a JSON document).
+        with contextlib.redirect_stdout(sys.stderr), budget.terminate_as_stop(), \
+                terminal.progress(enabled=_show_progress(quiet)) as on_start:
+            result = engine.run_path(path, config, data, options, on_start)
         # The user waited for the imports and the model load too, not just for the checks.
         result = replace(result, duration_s=time.perf_counter() - start)
         if plots is not None:
@@ -111,19 +141,50 @@ def check(
         _print_stdout(result, stdout_format, quiet, verbose)
         if output_format is None and _on_github_actions():
             _print_annotations(result, stdout_format)
+        written = []
         for fmt, target in files.items():
             if target is not None and target != STDOUT:
                 _emit(_render(result, fmt, target), target)
+                written.append((target, FILE_OPTIONS[fmt]))
     except InputError as exc:
         if debug:
             raise
         terminal.print_input_error(str(exc))
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (KeyboardInterrupt, budget.Stop) as stop:  # before any check ran: nothing to report yet
+        terminal.print_input_error(f"stopped while loading the model and data ({getattr(stop, 'reason', 'Ctrl-C')}); nothing was checked.")
+        raise typer.Exit(EXIT_INCOMPLETE) from None
     sys.stdout.flush()  # the report first, then the verdict, even when both streams are piped
+    if result.input_problem:
+        terminal.print_input_error(result.input_problem)
     if quiet:
         terminal.print_problems(result)
+    for target, option in written:
+        terminal.print_wrote(target, option)
     terminal.print_summary(result)
-    raise typer.Exit(EXIT_OK if result.passed else EXIT_FAILED)
+    raise typer.Exit(exit_code(result))
+
+
+def exit_code(result) -> int:
+    """0 PASSED, 1 FAILED (a finding stands even when other checks could not run), 2 the input
+    turned out unusable part-way, 3 INCOMPLETE (a check crashed, the budget ran out, interrupted)."""
+    if result.input_problem:
+        return EXIT_BAD_INPUT
+    return {"PASSED": EXIT_OK, "FAILED": EXIT_FAILED}.get(result.verdict, EXIT_INCOMPLETE)
+
+
+def _refuse_inputs_as_outputs(inputs: set[Path], files: dict[Format, Optional[Path]], plots: Optional[Path]) -> None:
+    """A report written over model.py, the config or a data file would destroy the user's input."""
+    from nndoctor.errors import InputError
+
+    for fmt, target in files.items():
+        if target is not None and target != STDOUT and target.resolve() in inputs:
+            raise InputError(
+                f"{FILE_OPTIONS[fmt]} {target} is one of nndoctor's inputs; writing the report there would overwrite "
+                f"it. Give the report another name, e.g. {target.with_name('nndoctor-report' + (target.suffix or '.txt'))}."
+            )
+    if plots is not None and plots.resolve() in inputs:
+        raise InputError(f"--plots {plots} is one of nndoctor's inputs; give a new folder for the PNG files.")
 
 
 def _env_flag(name: str) -> bool:
@@ -142,7 +203,7 @@ def _show_progress(quiet: bool) -> bool:
 
 def _validate_options(
     device: Optional[str], output_format: Optional[Format], files: dict[Format, Optional[Path]],
-    plots: Optional[Path], quiet: bool, verbose: bool,
+    plots: Optional[Path], quiet: bool, verbose: bool, seed: Optional[int] = None,
 ) -> Format:
     """Reject unusable options before the (slow) load and run, not after it; return the format
     stdout carries."""
@@ -152,6 +213,10 @@ def _validate_options(
         raise InputError(f"--device must be auto, cpu, cuda or cuda:N, not {device!r}.")
     if quiet and verbose:
         raise InputError("--quiet and --verbose contradict each other; pass one of them.")
+    from nndoctor.config import MAX_SEED, valid_seed
+
+    if seed is not None and not valid_seed(seed):
+        raise InputError(f"--seed must be a whole number from 0 to {MAX_SEED}, not {seed}.")
     for fmt, target in files.items():
         if target is not None and target != STDOUT and target.is_dir():
             raise InputError(f"{FILE_OPTIONS[fmt]} {target} is a folder; give a file name, e.g. {target / 'nndoctor-report'}.")
@@ -198,11 +263,7 @@ def _render(result, fmt: Format, target: Path) -> str:
         # Image links must work from wherever the Markdown lands (stdout: the working directory).
         folder = Path.cwd() if target == STDOUT else target.parent
         return plot_writer.relative_to(result, folder).to_markdown()
-    if fmt is Format.json:
-        return result.to_json()
-    from nndoctor.report import github, junit
-
-    return {Format.junit: junit.render, Format.github: github.render}[fmt](result)
+    return result.render(fmt.value)
 
 
 def _emit(text: str, target: Path) -> None:

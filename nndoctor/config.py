@@ -19,7 +19,7 @@ TASKS = ("classification", "binary", "multilabel", "regression")
 DEVICES = ("auto", "cpu", "cuda")
 _TOP_KEYS = {
     "model", "data", "task", "loss", "optimizer", "device", "seed", "checks", "output",
-    "input_key", "target_key", "batch_size",
+    "input_key", "target_key", "time_budget",
 }
 _CHECK_KEYS = {"skip", "only", "thresholds"}
 
@@ -40,6 +40,14 @@ class Config:
     output: Any = None  # which part of a dict/tuple model output is the prediction
     input_key: str | None = None  # dict batches: the key the model takes (see README)
     target_key: str | None = None
+    time_budget: float | None = None  # seconds for the whole run (--time-budget wins)
+
+
+MAX_SEED = 2**63 - 1  # torch.manual_seed's range
+
+
+def valid_seed(seed: Any) -> bool:
+    return isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED
 
 
 def _fail(path: Path, what: str) -> InputError:
@@ -68,6 +76,9 @@ def load_config(path: Path) -> Config:
         raw = {}
     if not isinstance(raw, dict):
         raise _fail(path, "must be a mapping of settings (model:, data:, task:, ...), not a list or a scalar.")
+    if "batch_size" in raw:
+        raise _fail(path, "batch_size is not read: each check sizes its own batches (see `nndoctor explain ID` for "
+                          "the batch thresholds). Remove the key.")
     unknown = sorted(set(raw) - _TOP_KEYS)
     if unknown:
         raise _fail(path, f"unknown key(s) {', '.join(unknown)}. Allowed keys: {', '.join(sorted(_TOP_KEYS))}.")
@@ -79,11 +90,20 @@ def load_config(path: Path) -> Config:
     if device not in DEVICES and not str(device).startswith("cuda:"):
         raise _fail(path, f"device must be one of {', '.join(DEVICES)}, not {device!r}.")
     seed = raw.get("seed", 0)
-    if not isinstance(seed, int):
-        raise _fail(path, f"seed must be an integer, not {seed!r}.")
+    if not valid_seed(seed):
+        raise _fail(path, f"seed must be a whole number from 0 to {MAX_SEED}, not {seed!r}.")
+    model = raw.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _fail(path, f"model: must be the path of your model file (model: model.py), not {model!r}.")
+    budget = raw.get("time_budget")
+    if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+        raise _fail(path, f"time_budget must be a number of seconds above 0, not {budget!r}.")
     checks = raw.get("checks") or {}
     if not isinstance(checks, dict) or set(checks) - _CHECK_KEYS:
         raise _fail(path, "checks: must be a mapping with the keys skip, only and thresholds.")
+    if not isinstance(checks.get("thresholds") or {}, dict):
+        raise _fail(path, "checks: thresholds: must map check ids to their settings "
+                          "(thresholds: {initial_loss: {fail_ratio: 3}}), not a list or a value.")
     data = raw.get("data")
     if isinstance(data, str):
         data = base / data
@@ -91,7 +111,7 @@ def load_config(path: Path) -> Config:
         raise _fail(path, "data: must be a path to a data spec or an inline mapping (kind: ...).")
     return Config(
         path=path,
-        model=(base / raw["model"]) if raw.get("model") else None,
+        model=(base / model) if model else None,
         data=data,
         task=task,
         loss=raw.get("loss"),
@@ -104,6 +124,7 @@ def load_config(path: Path) -> Config:
         output=raw.get("output"),
         input_key=raw.get("input_key"),
         target_key=raw.get("target_key"),
+        time_budget=float(budget) if budget is not None else None,
     )
 
 

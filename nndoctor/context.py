@@ -8,12 +8,14 @@ Probes work on copies of the model; nothing here changes the user's objects.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, TypeVar
 
 import torch
 
 from nndoctor import batching
+from nndoctor.catalog import get_spec
 from nndoctor.loading import Subject
 
 T = TypeVar("T")
@@ -38,7 +40,9 @@ class NonFiniteEvent:
 class Context:
     subject: Subject
     options: Mapping[str, Any] = field(default_factory=dict)  # run-wide switches such as quick
-    nonfinite: list[NonFiniteEvent] = field(default_factory=list)
+    # The whole catalog with the user's overrides merged, by id: shared runs take their settings
+    # from the check that owns them (catalog ``requires``), whichever checks were selected.
+    specs: Mapping[str, Any] = field(default_factory=dict)
     _cache: dict[Any, tuple[bool, Any]] = field(default_factory=dict)
 
     @property
@@ -48,6 +52,11 @@ class Context:
     @property
     def where(self) -> str:
         return str(self.subject.path)
+
+    def thresholds(self, check_id: str) -> Mapping[str, Any]:
+        """The merged thresholds of ``check_id`` (the catalog's defaults without a run's specs)."""
+        spec = self.specs.get(check_id) or get_spec(check_id)
+        return spec.thresholds
 
     def shared(self, probe: Callable[["Context"], T], *args: Any) -> T:
         key = (probe, args)
@@ -61,23 +70,20 @@ class Context:
             raise value
         return value
 
-    def computed(self, probe: Callable[..., T]) -> list[T]:
-        """The values ``probe`` already returned in this run (any arguments), without running it."""
-        return [value for (cached, _), (ok, value) in self._cache.items() if cached is probe and ok]
-
     @property
     def dataset_size(self) -> int:
-        return batching.dataset_size(self.subject.dataset, self.where)
+        return self.shared(_dataset_size)
 
     def indices(self, n: int) -> list[int]:
         """A fixed, seeded sample of n dataset indices (all of them, in order, if n >= size).
 
-        The same n gives the same indices for the whole run, so checks see the same samples."""
+        The same n gives the same indices for the whole run, so checks see the same samples, and
+        a smaller n draws a subset of a larger n's. The cost is bounded whatever the dataset's
+        length: a lazily generated dataset of 10^9 items costs no more than one of 10^6."""
         size = self.dataset_size
         if n >= size:
             return list(range(size))
-        generator = torch.Generator().manual_seed(self.subject.seed)
-        return sorted(torch.randperm(size, generator=generator)[:n].tolist())
+        return sorted(self.shared(_draw, n))
 
     def batch(self, n: int) -> tuple[Any, Any]:
         """n samples collated and moved to the run's device (cached per n)."""
@@ -96,6 +102,32 @@ class Context:
         inputs, _ = batching.first_batch(self.subject.dataset, self.where, size=1)
         per_sample = max(1, batching.main_tensor(inputs).numel())
         return max(least, min(most, elements // per_sample))
+
+
+def _dataset_size(ctx: Context) -> int:
+    return batching.dataset_size(ctx.subject.dataset, ctx.where)
+
+
+# Up to this many samples a full seeded permutation is drawn (a few milliseconds); beyond it only
+# the n entries needed, so that a huge or lazily generated dataset costs O(n).
+FULL_PERMUTATION_MAX = 1_000_000
+
+
+def _draw(ctx: Context, n: int) -> list[int]:
+    """The first n entries of a seeded random permutation of the indices. Datasets up to
+    FULL_PERMUTATION_MAX draw it with torch.randperm on a private generator; larger ones with a
+    Fisher-Yates shuffle that stops after n swaps and keeps only the swapped entries (O(n) time
+    and memory). The global RNG is neither read nor advanced."""
+    size = ctx.dataset_size
+    if size <= FULL_PERMUTATION_MAX:
+        generator = torch.Generator().manual_seed(ctx.subject.seed)
+        return torch.randperm(size, generator=generator)[:n].tolist()
+    rng, swapped, drawn = random.Random(ctx.subject.seed), {}, []
+    for i in range(n):
+        j = rng.randrange(i, size)
+        drawn.append(swapped.get(j, j))
+        swapped[j] = swapped.get(i, i)
+    return drawn
 
 
 def _device_batch(ctx: Context, n: int) -> tuple[Any, Any]:

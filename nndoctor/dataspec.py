@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, TensorDataset
 
-from nndoctor import loading
+from nndoctor.usercode import call_user, import_model_file
 from nndoctor.config import TASKS, read_yaml
 from nndoctor.errors import InputError
 
@@ -186,12 +186,12 @@ def _factory(spec: Spec) -> Dataset:
     file, _, function = spec["factory"].rpartition(":")
     path = spec.existing(file, "factory")
     try:
-        module = loading.import_model_file(path)
+        module = import_model_file(path)
         make = getattr(module, function, None)
         if not callable(make):
             defined = [n for n, v in vars(module).items() if inspect.isfunction(v) and v.__module__ == module.__name__]
             raise InputError(f"{path} defines no function {function!r}; its functions are: {', '.join(defined) or 'none'}.")
-        return loading._call_user(path, function, functools.partial(make, **spec.get("args", {})))
+        return call_user(path, function, functools.partial(make, **spec.get("args", {})))
     except InputError as exc:
         raise spec.fail(f"factory {spec['factory']}: {exc}") from exc
 

@@ -15,44 +15,29 @@ cause it explains (the explained one is still listed: it may be a second problem
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
-from typing import Callable
 
 from nndoctor.result import Cause, CheckResult, Report, Status
 
-Predicate = Callable[[CheckResult], bool]
 PRIMARY = {Status.FAIL: 3.0, Status.WARN: 1.0}
 SUPPORT = {Status.FAIL: 1.0, Status.WARN: 0.5}
 MAX_CAUSES = 5
 
 
-def _any(_: CheckResult) -> bool:
-    return True
-
-
-def _summary(pattern: str) -> Predicate:
-    regex = re.compile(pattern, re.IGNORECASE)
-    return lambda result: bool(regex.search(result.summary))
-
-
-def _metric(key: str, *values: object) -> Predicate:
-    return lambda result: result.metrics.get(key) in values
-
-
-def _overfit(*patterns: str) -> Predicate:
-    return _metric("pattern", *patterns)
-
-
 @dataclass(frozen=True)
 class Clue:
-    """Evidence from one check: any of ``codes`` (qualified; empty: any finding of the check) in a
-    result with one of ``statuses``."""
+    """Evidence from one check: a result with one of ``statuses`` that carries any of ``codes``
+    (qualified finding codes; empty: any finding of the check)."""
 
     check: str
-    when: Predicate = _any
-    statuses: tuple[Status, ...] = (Status.FAIL, Status.WARN)
     codes: tuple[str, ...] = ()
+    statuses: tuple[Status, ...] = (Status.FAIL, Status.WARN)
+
+
+def clue(check: str, *codes: str, fail_only: bool = False) -> Clue:
+    """A clue on ``check``'s findings ``codes`` (short keys, qualified here)."""
+    statuses = (Status.FAIL,) if fail_only else (Status.FAIL, Status.WARN)
+    return Clue(check, tuple(f"{check}.{code}" for code in codes), statuses)
 
 
 @dataclass(frozen=True)
@@ -64,148 +49,142 @@ class Rule:
     support: tuple[Clue, ...] = ()
 
 
-# output_head names what it saw in its summary; these patterns sort its findings into causes.
-HEAD_PROBABILITIES = _summary(r"probabilities fed to|(?<!BCELoss )takes the log of probabilities|log\(softmax\)|not log-probabilities")
-HEAD_SIGMOID_BCE = _summary(r"BCELoss takes the log of probabilities")
-HEAD_SQUASHED = _summary(r"squashed|clipped at 0|pass through an activation|predicted probabilities stay within")
-HEAD_WIDTH = _summary(r"width")
-HEAD_BOUNDED = _summary(r"targets lie outside")
-CANNOT_LEARN = (Clue("overfit_small_batch", statuses=(Status.FAIL,)), Clue("easy_data", statuses=(Status.FAIL,)))
+def _overfit(*patterns: str) -> Clue:
+    return clue("overfit_small_batch", *patterns)
+
+
+CANNOT_LEARN = (clue("overfit_small_batch", fail_only=True), clue("easy_data", fail_only=True))
 
 RULES: tuple[Rule, ...] = (
     Rule(
         "softmax_before_ce", "Probabilities (softmax) fed to a cross-entropy loss",
         "Return raw logits from the last Linear layer and keep CrossEntropyLoss (it applies log-softmax itself).",
-        (Clue("output_head", HEAD_PROBABILITIES),),
-        (*CANNOT_LEARN, Clue("prediction_collapse"), Clue("numerics")),
+        (clue("output_head", "probabilities_to_ce", "probabilities_to_nll", "not_log_probabilities",
+              "log_softmax_in_two_steps", "log_of_probabilities"),),
+        (*CANNOT_LEARN, clue("prediction_collapse"), clue("numerics")),
     ),
     Rule(
         "sigmoid_bce", "Sigmoid + BCELoss: the log of saturated probabilities",
         "Drop the final sigmoid and use BCEWithLogitsLoss.",
-        (Clue("output_head", HEAD_SIGMOID_BCE),),
-        (*CANNOT_LEARN, Clue("numerics")),
+        (clue("output_head", "bce_on_probabilities"),),
+        (*CANNOT_LEARN, clue("numerics")),
     ),
     Rule(
         "squashed_logits", "An activation squashes the logits before the loss",
         "Remove the final ReLU/sigmoid/tanh: the last layer must emit raw logits.",
-        (Clue("output_head", HEAD_SQUASHED),),
-        (*CANNOT_LEARN, Clue("prediction_collapse")),
+        (clue("output_head", "squashed_logits", "relu_on_logits", "activation_on_logits"),),
+        (*CANNOT_LEARN, clue("prediction_collapse")),
     ),
     Rule(
         "output_width", "The output width does not match the number of classes",
         "Make the last layer Linear(features, num_classes).",
-        (Clue("output_head", HEAD_WIDTH),),
-        (Clue("data_integrity"), *CANNOT_LEARN),
+        (clue("output_head", "too_narrow", "too_wide", "single_logit"),),
+        (clue("data_integrity"), *CANNOT_LEARN),
     ),
     Rule(
         "bounded_regression", "A bounded output (tanh/sigmoid) for targets outside its range",
         "Use a linear output layer for regression, or rescale the targets into the output's range.",
-        (Clue("output_head", HEAD_BOUNDED),),
+        (clue("output_head", "targets_outside_bounded_output"),),
         CANNOT_LEARN,
     ),
     Rule(
         "bad_data", "Broken data: NaN/Inf, labels out of range or shapes that broadcast",
         "Fix the data pipeline as data_integrity describes (shift labels, reshape targets, remove NaN).",
-        (Clue("data_integrity", statuses=(Status.FAIL,)),),
-        (Clue("numerics"), Clue("overfit_small_batch", statuses=(Status.FAIL,))),
+        (clue("data_integrity", fail_only=True),),
+        (clue("numerics"), clue("overfit_small_batch", fail_only=True)),
     ),
     Rule(
         "numerics", "NaN/Inf during training (log of 0, division by 0)",
         "Use log_softmax / fused losses instead of log(softmax(x)); add eps inside log and sqrt; lower the LR.",
-        (Clue("numerics", statuses=(Status.FAIL,)),),
-        (Clue("overfit_small_batch", _overfit("exploding")),),
+        (clue("numerics", fail_only=True),),
+        (_overfit("exploding"),),
     ),
     Rule(
         "strong_regularization", "Regularization dominates the loss",
         "Lower the weight decay / penalty strength (by 10x or more) or start from smaller weights.",
-        (Clue("regularization_ratio"),),
-        (*CANNOT_LEARN, Clue("prediction_collapse")),
+        (clue("regularization_ratio"),),
+        (*CANNOT_LEARN, clue("prediction_collapse")),
     ),
     Rule(
         "broken_gradient_path", "Parts of the model get no gradient (detach, unused or not in the optimizer)",
         "Remove the .detach()/no_grad around trained parts and pass every trainable parameter to the optimizer.",
-        (Clue("gradient_flow", lambda r: bool(r.metrics.get("no_gradient") or r.metrics.get("not_in_optimizer")),
-              statuses=(Status.FAIL,)),),
-        (Clue("update_ratio"), *CANNOT_LEARN),
+        (clue("gradient_flow", "module_not_run", "gradient_cut_off", "zero_gradient", "not_in_optimizer", fail_only=True),),
+        (clue("update_ratio"), *CANNOT_LEARN),
     ),
     Rule(
         "input_ignored", "The prediction does not depend on the input",
         "Check that forward uses its input and that nothing zeroes or detaches it on the way.",
-        (Clue("input_dependence", statuses=(Status.FAIL,)),),
-        (Clue("overfit_small_batch", _overfit("plateau")), Clue("easy_data", statuses=(Status.FAIL,))),
+        (clue("input_dependence", fail_only=True),),
+        (_overfit("plateau"), clue("easy_data", fail_only=True)),
     ),
     Rule(
         "batch_mixing", "Samples of a batch are mixed together",
         "Use permute/transpose (not view/reshape) to reorder axes and keep the batch dimension first.",
-        (Clue("batch_independence", statuses=(Status.FAIL,)),),
+        (clue("batch_independence", fail_only=True),),
     ),
     Rule(
         "lr_too_high", "The learning rate is too high",
         "Lower the learning rate to the lr_range suggestion (typically 10x-100x lower).",
         (
-            Clue("lr_range", _summary(r"diverg|past|above"), statuses=(Status.FAIL,)),
-            Clue("update_ratio", _summary(r"too large|large|high"), statuses=(Status.FAIL,)),
-            Clue("overfit_small_batch", _overfit("exploding", "oscillating")),
+            clue("lr_range", "past_divergence", "diverges_from_init", fail_only=True),
+            clue("update_ratio", "too_large", fail_only=True),
+            _overfit("exploding", "oscillating"),
         ),
-        (Clue("prediction_collapse"), Clue("numerics"), Clue("gradient_flow", _summary(r"explod"))),
+        (clue("prediction_collapse"), clue("numerics"), clue("gradient_flow", "exploding_with_depth", "exploding_everywhere")),
     ),
     Rule(
         "lr_too_low", "The learning rate is too low",
         "Raise the learning rate towards the lr_range suggestion.",
-        (
-            Clue("lr_range", _summary(r"below|small|low")),
-            Clue("update_ratio", _summary(r"too small|small|low")),
-        ),
-        (Clue("overfit_small_batch", _overfit("plateau", "still_falling")),),
+        (clue("lr_range", "too_low", "zero_lr"), clue("update_ratio", "too_small")),
+        (_overfit("plateau", "still_falling"),),
     ),
     Rule(
         "bad_init", "Poor weight initialization",
         "Initialize with He (ReLU family) or Glorot (tanh/sigmoid); never constant or zero weights.",
-        (Clue("weight_init"), Clue("initial_loss", statuses=(Status.FAIL,))),
-        (Clue("activation_variance"), Clue("overfit_small_batch", _overfit("drop_then_flat", "plateau")),
-         Clue("easy_data", statuses=(Status.FAIL,))),
+        (clue("weight_init"), clue("initial_loss", "far_above_chance", "not_finite", fail_only=True)),
+        (clue("activation_variance"), _overfit("drop_then_flat", "plateau"), clue("easy_data", fail_only=True)),
     ),
     Rule(
         "saturated_activations", "Saturated tanh/sigmoid units stop learning",
         "Scale the initialization down, add normalization, or switch to ReLU-family activations.",
-        (Clue("saturation"),),
-        (Clue("gradient_flow"), Clue("input_normalization"), Clue("activation_variance")),
+        (clue("saturation"),),
+        (clue("gradient_flow"), clue("input_normalization"), clue("activation_variance")),
     ),
     Rule(
         "dead_relus", "Dead ReLUs: units that never fire",
         "Use He initialization, a small positive bias (0.01), a lower LR, or LeakyReLU.",
-        (Clue("dead_relu"),),
-        (Clue("gradient_flow"), Clue("overfit_small_batch", statuses=(Status.FAIL,))),
+        (clue("dead_relu"),),
+        (clue("gradient_flow"), clue("overfit_small_batch", fail_only=True)),
     ),
     Rule(
         "vanishing_gradients", "Gradients vanish with depth",
         "Add residual connections or normalization layers; initialize for the activation (He/Glorot).",
-        (Clue("gradient_flow", _summary(r"vanish")), Clue("activation_variance", _metric("direction", "shrinking", "vanishing"))),
-        (Clue("saturation"), Clue("overfit_small_batch", statuses=(Status.FAIL,))),
+        (clue("gradient_flow", "vanishing_with_depth", "vanishing_everywhere"), clue("activation_variance", "vanishing")),
+        (clue("saturation"), clue("overfit_small_batch", fail_only=True)),
     ),
     Rule(
         "exploding_gradients", "Gradients or activations explode with depth",
         "Scale the initialization down, add normalization, or clip gradients (clip_grad_norm_).",
-        (Clue("gradient_flow", _summary(r"explod")), Clue("activation_variance", _metric("direction", "growing", "exploding"))),
-        (Clue("numerics"), Clue("overfit_small_batch", _overfit("exploding"))),
+        (clue("gradient_flow", "exploding_with_depth", "exploding_everywhere"), clue("activation_variance", "exploding")),
+        (clue("numerics"), _overfit("exploding")),
     ),
     Rule(
         "unnormalized_inputs", "Inputs are not mean-centered and scaled",
         "Standardize the inputs with training-set statistics: (x - mean) / std per channel.",
-        (Clue("input_normalization"),),
-        (Clue("saturation"), Clue("dead_relu"), Clue("overfit_small_batch", statuses=(Status.FAIL,))),
+        (clue("input_normalization"),),
+        (clue("saturation"), clue("dead_relu"), clue("overfit_small_batch", fail_only=True)),
     ),
     Rule(
         "class_imbalance", "One class dominates the labels",
         "Weight the loss or resample (WeightedRandomSampler), and set the final bias to the log prior.",
-        (Clue("class_balance", statuses=(Status.FAIL,)),),
-        (Clue("prediction_collapse"),),
+        (clue("class_balance", fail_only=True),),
+        (clue("prediction_collapse"),),
     ),
     Rule(
         "data_or_labels", "The model learns easy data but not yours: look at the data and the labels",
         "Inspect raw examples and their labels; check the preprocessing and the input-label pairing.",
-        (Clue("overfit_small_batch", statuses=(Status.FAIL,)),),
-        (Clue("data_integrity"), Clue("class_balance"), Clue("input_normalization")),
+        (clue("overfit_small_batch", fail_only=True),),
+        (clue("data_integrity"), clue("class_balance"), clue("input_normalization")),
     ),
 )
 
@@ -245,9 +224,7 @@ def _matching(clue: Clue, results: dict[str, CheckResult]) -> CheckResult | None
     result = results.get(clue.check)
     if result is None or result.status not in clue.statuses:
         return None
-    if clue.codes and not result.has(*clue.codes):
-        return None
-    return result if clue.when(result) else None
+    return result if not clue.codes or result.has(*clue.codes) else None
 
 
 def _score(rule: Rule, results: dict[str, CheckResult]) -> tuple[float, list[CheckResult]]:
@@ -318,10 +295,6 @@ def _explains(edges: dict[str, tuple[str, ...]], upstream: str, downstream: str)
     return False
 
 
-def add_causes(report: Report, ctx=None) -> Report:
-    causes = rank(report.results)
-    if ctx is not None and ctx.options.get("try_fixes") and causes:
-        from nndoctor import fixes
-
-        causes = fixes.try_fixes(ctx, causes)
-    return replace(report, causes=causes)
+def add_causes(report: Report) -> Report:
+    """The report with its likely causes ranked: a pure function of the results."""
+    return replace(report, causes=rank(report.results))

@@ -6,14 +6,16 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable
 
-from nndoctor import catalog, diagnosis, runner
+from nndoctor import budget, catalog, diagnosis, fixes, rng, runner
+from nndoctor.budget import Deadline, Stop
 from nndoctor.catalog import CheckSpec
 from nndoctor.config import Config, find_config, load_config
 from nndoctor.context import Context
 from nndoctor.errors import InputError
 from nndoctor.loading import Subject, load_subject
+from nndoctor.options import RunOptions
 from nndoctor.result import Report, Status
 
 
@@ -40,34 +42,50 @@ def resolve_config(target: Path, config_path: Path | None, data_path: Path | Non
     return model_path, config
 
 
-def plan(
-    config: Config, only: Iterable[str] = (), skip: Iterable[str] = (), quick: bool = False
-) -> runner.Selection:
+def input_files(target: Path, config_path: Path | None, data_path: Path | None) -> set[Path]:
+    """The files a run reads (model file, config, data spec), resolved: never to be written."""
+    model_path, config = resolve_config(target, config_path, data_path)
+    found = {model_path, config_path, data_path, config.path, config.data if isinstance(config.data, Path) else None}
+    return {path.resolve() for path in found if path is not None}
+
+
+def plan(config: Config, options: RunOptions) -> runner.Selection:
     where = str(config.path or "the command line")
-    only = catalog.validate_ids(list(only) or list(config.only), f"{where} (only)")
-    skip = catalog.validate_ids(list(skip) + list(config.skip), f"{where} (skip)")
+    only = catalog.validate_ids(list(options.only) or list(config.only), f"{where} (only)")
+    skip = catalog.validate_ids(list(options.skip) + list(config.skip), f"{where} (skip)")
     specs = catalog.with_overrides(catalog.load_catalog(), config.thresholds, where)
-    return runner.select(specs, only=only, skip=skip, quick=quick)
+    return runner.select(specs, only=only, skip=skip, quick=options.quick)
 
 
 def run_subject(
     subject: Subject,
     selection: runner.Selection,
-    fail_on: str = "fail",
-    debug: bool = False,
-    quick: bool = False,
-    try_fixes: bool = False,
+    options: RunOptions = RunOptions(),
     on_start: Callable[[CheckSpec], None] | None = None,
+    deadline: Deadline | None = None,
 ) -> Report:
+    """Run the selected checks, rank the likely causes (a pure step), then, when asked, try the
+    top causes' fixes (a stage of its own: it trains models). The global random state is left as
+    it was found."""
     start = time.perf_counter()
-    ctx = Context(subject, options={"quick": quick, "try_fixes": try_fixes})
-    results = runner.run_checks(ctx, selection, debug=debug, on_start=on_start)
+    deadline = deadline or Deadline(options.time_budget)
+    ctx = Context(subject, options={"quick": options.quick}, specs=selection.specs)
+    with rng.preserved():
+        outcome = runner.run_checks(ctx, selection, debug=options.debug, on_start=on_start, deadline=deadline)
+        report = _report(subject, selection, options, outcome)
+        if options.try_fixes and report.causes and outcome.stopped is None:
+            with budget.enforced(deadline):
+                report = replace(report, causes=fixes.try_fixes(ctx, report.causes))
+    return replace(report, duration_s=time.perf_counter() - start)
+
+
+def _report(subject: Subject, selection: runner.Selection, options: RunOptions, outcome: runner.Outcome) -> Report:
     notes = [
         f"Task: {subject.task} ({subject.task_source}).",
         f"Loss: {_describe_loss(subject)} ({subject.loss_source}). Optimizer: {subject.optimizer_source}.",
         *subject.notes,
     ]
-    if quick:
+    if options.quick:
         skipped = [s.id for s, why in selection.skipped if "--quick" in why]
         if skipped:
             notes.append(f"--quick skipped: {', '.join(skipped)}.")
@@ -77,12 +95,14 @@ def run_subject(
         task_source=subject.task_source,
         seed=subject.seed,
         device=str(subject.device),
-        results=results,
-        duration_s=time.perf_counter() - start,
+        results=outcome.results,
         notes=tuple(notes),
-        fail_on=Status(fail_on),
+        fail_on=Status(options.fail_on),
+        stopped=outcome.stopped,
+        input_problem=outcome.input_problem,
+        allow_errors=options.allow_errors,
     )
-    return diagnosis.add_causes(report, ctx)
+    return diagnosis.add_causes(report)
 
 
 def _describe_loss(subject: Subject) -> str:
@@ -94,17 +114,22 @@ def run_path(
     target: Path,
     config_path: Path | None = None,
     data_path: Path | None = None,
-    only: Iterable[str] = (),
-    skip: Iterable[str] = (),
-    seed: int | None = None,
-    device: str | None = None,
-    fail_on: str = "fail",
-    debug: bool = False,
-    quick: bool = False,
-    try_fixes: bool = False,
+    options: RunOptions = RunOptions(),
     on_start: Callable[[CheckSpec], None] | None = None,
 ) -> Report:
+    start = time.monotonic()  # the budget covers reading the config and loading the user's code too
     model_path, config = resolve_config(target, config_path, data_path)
-    selection = plan(config, only, skip, quick)  # validate ids before the slow load
-    subject = load_subject(model_path, config, device=None if device in (None, "") else device, seed=seed)
-    return run_subject(subject, selection, fail_on, debug, quick, try_fixes, on_start)
+    if options.time_budget is None:
+        options = replace(options, time_budget=config.time_budget)
+    deadline = Deadline(options.time_budget, start=start)
+    selection = plan(config, options)  # validate ids before the slow load
+    try:
+        with budget.enforced(deadline):
+            subject = load_subject(model_path, config, device=options.device or None, seed=options.seed)
+    except Stop as stop:
+        raise InputError(
+            f"{model_path}: loading the model and data did not finish ({stop.reason}). Something in the model "
+            f"file, build_model() or build_dataset() runs for too long or never returns (a `while True:`, a "
+            f"download, a wait for input); make loading quick, or raise --time-budget."
+        ) from None
+    return run_subject(subject, selection, options, on_start, deadline)

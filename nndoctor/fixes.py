@@ -17,7 +17,6 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from nndoctor import catalog
 from nndoctor.context import Context
 from nndoctor.probes.overfit import OverfitSettings, overfit
 from nndoctor.result import Cause
@@ -43,7 +42,7 @@ FixMaker = Callable[[Context, Any, Any], list[Trial]]
 
 def _with_subject(ctx: Context, **changes: Any) -> Context:
     # A separate Context: its NaN events and caches stay out of the main report.
-    return Context(replace(ctx.subject, **changes), options=dict(ctx.options))
+    return Context(replace(ctx.subject, **changes), options=dict(ctx.options), specs=ctx.specs)
 
 
 def _scaled_lr(ctx: Context, inputs: Any, targets: Any, factors: tuple[float, ...]) -> list[Trial]:
@@ -167,7 +166,7 @@ def _outcome(trial: Trial, settings: OverfitSettings) -> tuple[bool, str]:
 
 
 def try_fixes(ctx: Context, causes: tuple[Cause, ...]) -> tuple[Cause, ...]:
-    settings = OverfitSettings.from_thresholds(catalog.get_spec("overfit_small_batch").thresholds)
+    settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))
     inputs, targets = ctx.batch(settings.samples)
     tried = []
     for rank, cause in enumerate(causes):

@@ -8,10 +8,7 @@ user's objects are never modified.
 from __future__ import annotations
 
 import copy
-import importlib.util
 import math
-import sys
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -20,9 +17,10 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nndoctor import adapters, batching
+from nndoctor import adapters, batching, dataspec
 from nndoctor.config import TASKS, Config
 from nndoctor.errors import InputError
+from nndoctor.usercode import call_user, import_model_file, user_frame
 
 MODEL_NAMES = ("build_model", "get_model", "model")
 DATASET_NAMES = ("build_dataset", "get_dataset", "dataset")
@@ -51,10 +49,10 @@ class Subject:
     notes: list[str] = field(default_factory=list)
     loss_source: str = ""
     optimizer_source: str = ""
+    keep_hooks: bool = False  # let the user's own forward/backward hooks fire on nndoctor's copies
 
     def fresh_model(self) -> nn.Module:
-        model = copy.deepcopy(self.model)
-        return model.to(self.device).train()
+        return private_copy(self.model, self.keep_hooks).to(self.device).train()
 
     def predict(self, model: nn.Module, inputs: Any) -> torch.Tensor:
         """Call the model and return the prediction tensor (dict/tuple/.logits outputs handled)."""
@@ -75,69 +73,11 @@ class Subject:
         return self.output_width
 
 
-def import_model_file(path: Path) -> Any:
-    """Execute model.py as a fresh module with its folder importable; errors become InputError."""
-    if not path.exists():
-        raise InputError(f"{path} does not exist. Pass the path of your model file (model.py) or its folder.")
-    if path.is_dir():
-        candidate = path / "model.py"
-        if not candidate.is_file():
-            raise InputError(f"{path} is a folder without a model.py. Pass the model file itself.")
-        path = candidate
-    if path.suffix != ".py":
-        raise InputError(f"{path} is not a Python file. Pass a model.py (or a config with --config).")
-    name = f"nndoctor_user_{abs(hash(path.resolve()))}"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    folder = str(path.parent.resolve())
-    sys.path.insert(0, folder)
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise InputError(
-            f"{path} has a syntax error at line {exc.lineno}: {exc.msg}. "
-            f"Fix that line ({(exc.text or '').strip()!r}) and run again."
-        ) from None
-    except Exception as exc:  # user code: anything may be raised while importing it
-        raise InputError(
-            f"{path} raised {type(exc).__name__} while being imported: {exc}. "
-            f"{_user_frame(exc, path)}Fix {path.name} so that `python {path.name}` runs."
-        ) from exc
-    finally:
-        try:
-            sys.path.remove(folder)
-        except ValueError:
-            pass
-    module.__nndoctor_path__ = path
-    return module
-
-
-def _user_frame(exc: BaseException, path: Path) -> str:
-    """'At line N (code).' for the innermost frame of the user's file, if any."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename).resolve() == path.resolve()]
-    if not frames:
-        return ""
-    frame = frames[-1]
-    return f"At line {frame.lineno} ({(frame.line or '').strip()}). "
-
-
 def _find(module: Any, names: tuple[str, ...]) -> tuple[str, Any] | None:
     for name in names:
         if hasattr(module, name):
             return name, getattr(module, name)
     return None
-
-
-def _call_user(path: Path, name: str, fn: Callable, *args: Any) -> Any:
-    try:
-        return fn(*args)
-    except InputError:
-        raise
-    except Exception as exc:
-        raise InputError(
-            f"{path}: {name}() raised {type(exc).__name__}: {exc}. {_user_frame(exc, path)}"
-            f"Fix {name}() so that it returns without error."
-        ) from exc
 
 
 def get_model(module: Any, path: Path) -> nn.Module:
@@ -148,7 +88,7 @@ def get_model(module: Any, path: Path) -> nn.Module:
             f"get_model(), or a module-level `model` instance; define one of them."
         )
     name, value = found
-    model = _call_user(path, name, value) if callable(value) and not isinstance(value, nn.Module) else value
+    model = call_user(path, name, value) if callable(value) and not isinstance(value, nn.Module) else value
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: {name} gave a {type(model).__name__}, not a torch.nn.Module. Return the model itself.")
     # A module-level instance is the user's object: keep our own copy so nothing we do reaches it.
@@ -157,8 +97,6 @@ def get_model(module: Any, path: Path) -> nn.Module:
 
 def get_dataset(module: Any, path: Path, config: Config) -> Dataset:
     if config.data is not None:
-        from nndoctor import dataspec
-
         return dataspec.load(config.data, config.path or path)
     found = _find(module, DATASET_NAMES)
     if found is None:
@@ -168,7 +106,7 @@ def get_dataset(module: Any, path: Path, config: Config) -> Dataset:
             f"`dataset`; or pass a data spec with --data SPEC.yaml."
         )
     name, value = found
-    dataset = _call_user(path, name, value) if callable(value) and not isinstance(value, Dataset) else value
+    dataset = call_user(path, name, value) if callable(value) and not isinstance(value, Dataset) else value
     return dataset
 
 
@@ -203,7 +141,15 @@ def resolve_optimizer(module: Any, path: Path, config: Config) -> tuple[Callable
         cls = getattr(torch.optim, str(name), None)
         if not (isinstance(cls, type) and issubclass(cls, torch.optim.Optimizer)):
             raise InputError(f"Config {config.path}: optimizer name {name!r} is not a torch.optim optimizer (e.g. Adam, SGD, AdamW).")
-        return (lambda params: cls(params, **spec)), f"config ({name} {spec})"
+        factory = lambda params: cls(params, **spec)  # noqa: E731 - the factory nndoctor calls per copy
+        try:  # the settings are the config's: a bad one is named there, not blamed on model.py
+            factory([torch.nn.Parameter(torch.zeros(1))])
+        except (TypeError, ValueError) as exc:
+            raise InputError(
+                f"Config {config.path}: optimizer {name} rejects its settings {spec} ({type(exc).__name__}: {exc}). "
+                f"Give each setting the type torch.optim.{name} expects (numbers for lr, betas as a list of two numbers)."
+            ) from None
+        return factory, f"config ({name} {spec})"
     factory = getattr(module, "build_optimizer", None)
     if factory is not None:
         if not callable(factory):
@@ -298,6 +244,58 @@ def _data_where(config: Config, model_path: Path) -> str:
     return f"Config {config.path} (data:)" if config.data is not None else str(model_path)
 
 
+HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+
+
+def private_copy(model: nn.Module, keep_hooks: bool = False) -> nn.Module:
+    """A deep copy for nndoctor to run and train, without the user's hooks unless asked."""
+    model = copy.deepcopy(model)
+    if not keep_hooks:
+        remove_user_hooks(model)
+    return model
+
+
+def remove_user_hooks(model: nn.Module) -> None:
+    """Drop the hooks the user registered on ``model`` (a copy): they log, save or change things,
+    and nndoctor's hundreds of passes would fire them all. torch's own hooks stay (weight_norm,
+    spectral_norm and pruning recompute weights in forward pre-hooks)."""
+    for module in model.modules():
+        for name in HOOK_DICTS:
+            hooks = getattr(module, name, None)
+            if hooks:
+                for key in [k for k, hook in hooks.items() if not _from_torch(hook)]:
+                    del hooks[key]
+
+
+def _from_torch(hook: Any) -> bool:
+    owner = getattr(hook, "__module__", None) or type(hook).__module__
+    return owner.split(".")[0] == "torch"
+
+
+def _usable_model(path: Path, model: nn.Module) -> None:
+    """What every check relies on: trainable weights with data in them, and a model that can be
+    copied (nndoctor never trains the user's own object)."""
+    params = list(model.parameters())
+    if not params:
+        raise InputError(
+            f"{path}: the model has no parameters, so there is nothing to train or check. Return the network "
+            f"itself (with its layers as attributes), not a wrapper or a function."
+        )
+    if any(p.is_meta for p in params):
+        raise InputError(
+            f"{path}: the model's weights are on the meta device (shapes without data). Materialize them first "
+            f"(model.to_empty(device='cpu') and initialize, or load a checkpoint)."
+        )
+    try:
+        copy.deepcopy(model)
+    except Exception as exc:  # a lock, an open file, a process handle held by the model
+        raise InputError(
+            f"{path}: nndoctor trains copies of the model and cannot copy this one (copy.deepcopy raised "
+            f"{type(exc).__name__}: {exc}). Move what cannot be copied (locks, open files, connections) out of "
+            f"the module, or give that attribute a __deepcopy__."
+        ) from None
+
+
 def build_subject(
     path: Path,
     model: nn.Module,
@@ -314,6 +312,7 @@ def build_subject(
     data_where: str | None = None,
     target_key: str | None = None,
     input_key: str | None = None,
+    keep_hooks: bool = False,
 ) -> Subject:
     """Validate the pieces against each other on a first batch and infer what was not given.
 
@@ -324,13 +323,19 @@ def build_subject(
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
     where = data_where or str(path)
-    batching.dataset_size(dataset, where)
+    _usable_model(path, model)
+    if batching.dataset_size(dataset, where) < 2:
+        raise InputError(
+            f"{where}: the dataset holds a single sample. The checks compare samples and train on batches "
+            f"(batch norm needs two or more): give at least 2 samples, and 50 for the overfit test."
+        )
     dataset = adapters.dict_items(dataset, batching.raw_item(dataset, 0, where), target_key, input_key, where)
     first = batching.first_batch(dataset, where=where, size=8)
     run_device = pick_device(device)
-    probe_model = copy.deepcopy(model).to(run_device).eval()
+    probe_model = private_copy(model, keep_hooks).to(run_device).eval()
     inputs, target = batching.to_device(first, run_device)
     output = _first_prediction(path, probe_model, inputs, output_selector)
+    _train_mode_prediction(path, probe_model, inputs, output_selector)
     notes: list[str] = []
     if loss is None and adapters.is_lightning_like(model):
         loss, loss_source = adapters.training_step_loss(model, output, target, str(path))
@@ -360,6 +365,7 @@ def build_subject(
         notes=notes,
         loss_source=loss_source,
         optimizer_source=optimizer_source,
+        keep_hooks=keep_hooks,
     )
     _check_optimizer_builds(subject, probe_model)
     _check_loss_runs(subject, output, target)
@@ -372,6 +378,22 @@ LIGHTNING_FORWARD_ADVICE = (
 )
 
 
+def _train_mode_prediction(path: Path, model: nn.Module, inputs: Any, output_selector: Any) -> None:
+    """Training runs the model in train mode: a forward that only works in eval mode would make
+    every training check crash, so it is refused here with the line that raises."""
+    model.train()
+    try:
+        with torch.no_grad():
+            batching.select_output(batching.call_model(model, inputs), output_selector)
+    except Exception as exc:
+        raise InputError(
+            f"{path}: the model's forward raises in train mode (model.train()), though it runs in eval mode: "
+            f"{type(exc).__name__}: {exc}. {user_frame(exc, path)}Training runs in train mode: make forward work there."
+        ) from None
+    finally:
+        model.eval()
+
+
 def _first_prediction(path: Path, model: nn.Module, inputs: Any, output_selector: Any) -> torch.Tensor:
     try:
         with torch.no_grad():
@@ -381,7 +403,7 @@ def _first_prediction(path: Path, model: nn.Module, inputs: Any, output_selector
         advice = LIGHTNING_FORWARD_ADVICE if missing_forward else FORWARD_ADVICE
         raise InputError(
             f"{path}: the model's forward raised {type(exc).__name__} on the first batch "
-            f"(input {batching.describe(inputs)}): {exc}. {_user_frame(exc, path)}{advice}"
+            f"(input {batching.describe(inputs)}): {exc}. {user_frame(exc, path)}{advice}"
         ) from exc
     try:
         return batching.select_output(raw_output, output_selector)

@@ -95,6 +95,12 @@ class CheckResult:
         return any(code in self.codes for code in codes)
 
 
+def fails_run(status: Status, fail_on: Status) -> bool:
+    """Whether a result with ``status`` fails a run asked to fail on ``fail_on`` (FAIL, or WARN
+    to fail on warnings too): the one rule behind the exit code, the verdict and every report."""
+    return status is Status.FAIL or (fail_on is Status.WARN and status is Status.WARN)
+
+
 @dataclass(frozen=True)
 class Cause:
     """A likely root cause, ranked by the diagnosis from the evidence of several checks."""
@@ -133,6 +139,9 @@ class Report:
     notes: tuple[str, ...] = ()  # facts about the run worth stating (what was inferred, skipped)
     fail_on: Status = Status.FAIL
     plot_files: Mapping[str, str] = field(default_factory=dict)  # plot name -> path written
+    stopped: str | None = None  # why the run ended before every check ran (time budget, Ctrl-C, ...)
+    input_problem: str | None = None  # input that turned out unusable part-way, in one paragraph
+    allow_errors: bool = False  # checks that crashed do not make the run incomplete
     timeline: Timeline | None = None  # a watched job's events over time
 
     @property
@@ -144,12 +153,40 @@ class Report:
         return Status.PASS
 
     @property
+    def failed(self) -> bool:
+        """A check failed (or warned, when the run was asked to fail on warnings)."""
+        return any(self.fails(r) for r in self.results)
+
+    @property
+    def incomplete_reasons(self) -> tuple[str, ...]:
+        """What could not be checked, and why: nothing when every selected check gave a verdict."""
+        reasons = []
+        if self.input_problem:
+            reasons.append("the input could not be used: " + self.input_problem)
+        elif self.stopped:
+            reasons.append(self.stopped)
+        crashed = [r.id for r in self.results if r.status is Status.ERROR]
+        if crashed and not self.allow_errors:
+            reasons.append(f"{len(crashed)} check(s) crashed: {', '.join(crashed)}")
+        return tuple(reasons)
+
+    @property
+    def verdict(self) -> str:
+        """FAILED when a check failed the run (a finding stands even if other checks could not
+        run); else INCOMPLETE when something could not be checked; else PASSED."""
+        if self.failed:
+            return "FAILED"
+        return "INCOMPLETE" if self.incomplete_reasons else "PASSED"
+
+    @property
     def passed(self) -> bool:
-        """No failed check (and no warning either when the run was asked to fail on warnings)."""
-        blocking = {Status.FAIL}
-        if self.fail_on is Status.WARN:
-            blocking.add(Status.WARN)
-        return not any(r.status in blocking for r in self.results)
+        """Every selected check gave a verdict and none failed the run: never True about
+        something that could not be checked."""
+        return self.verdict == "PASSED"
+
+    def fails(self, result: CheckResult) -> bool:
+        """Whether this result makes the run fail (see ``fails_run``)."""
+        return fails_run(result.status, self.fail_on)
 
     def counts(self) -> dict[str, int]:
         counts = {s.value: 0 for s in Status}
@@ -161,11 +198,13 @@ class Report:
         return next((r for r in self.results if r.id == check_id), None)
 
     def to_json(self) -> str:
-        from nndoctor.report import json_format
-
-        return json_format.render(self)
+        return self.render("json")
 
     def to_markdown(self) -> str:
-        from nndoctor.report import markdown
+        return self.render("markdown")
 
-        return markdown.render(self)
+    def render(self, fmt: str) -> str:
+        """The report in a registered format ("json", "markdown", "junit", ...)."""
+        import nndoctor.report  # the renderers register themselves on import; the result model imports none
+
+        return nndoctor.report.render(self, fmt)

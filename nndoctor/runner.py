@@ -14,8 +14,12 @@ import traceback
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from nndoctor import budget
+from nndoctor.budget import Deadline, Stop
 from nndoctor.catalog import CheckSpec
 from nndoctor.context import Context
+from nndoctor.errors import InputError
+from nndoctor.usercode import exit_message, exits_reported
 from nndoctor.result import CheckResult, Finding, Status
 
 
@@ -23,11 +27,17 @@ from nndoctor.result import CheckResult, Finding, Status
 class Selection:
     to_run: tuple[CheckSpec, ...]
     skipped: tuple[tuple[CheckSpec, str], ...]  # (spec, why) for checks the user left out
+    catalog: tuple[CheckSpec, ...] = ()  # every check, the user's overrides merged: shared runs' settings
+
+    @property
+    def specs(self) -> dict[str, CheckSpec]:
+        return {spec.id: spec for spec in self.catalog}
 
 
 def select(
     specs: Iterable[CheckSpec], only: Iterable[str] = (), skip: Iterable[str] = (), quick: bool = False
 ) -> Selection:
+    specs = tuple(specs)
     only, skip = set(only), set(skip)
     to_run, skipped = [], []
     for spec in specs:
@@ -39,35 +49,43 @@ def select(
             skipped.append((spec, "skipped by --quick (a training run)"))
         else:
             to_run.append(spec)
-    return Selection(tuple(to_run), tuple(skipped))
+    return Selection(tuple(to_run), tuple(skipped), specs)
 
 
 def check_module(check_id: str):
     return importlib.import_module(f"nndoctor.checks.{check_id}")
 
 
-def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: bool = False) -> CheckResult:
-    """Run one check; an exception becomes an `error` result, or a `skip` when data_integrity has
-    already failed: then the crash is a symptom of data the check cannot run on (a loss that
-    rejects out-of-range labels, say), and the report should point at the cause, not at the check."""
+def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_by: str | None = None) -> CheckResult:
+    """Run one check; an exception becomes an `error` result, or a `skip` when ``broken_by`` (a
+    check marked ``guards_data`` in the catalog) has already failed: then the crash is a symptom
+    of data the check cannot run on (a loss that rejects out-of-range labels, say), and the report
+    should point at the cause, not at the check."""
     start = time.perf_counter()
     ctx.seed_everything()  # every check starts from the same RNG state: order does not matter
     error = None
     try:
-        finding = check_module(spec.id).run(ctx, spec.thresholds)
-    except (KeyboardInterrupt, SystemExit):
-        raise
+        with exits_reported():
+            finding = check_module(spec.id).run(ctx, spec.thresholds)
+    except SystemExit as exc:  # the user's code called sys.exit() inside a forward, a loss, ...
+        raise InputError(exit_message(exc, ctx.subject.path, "while nndoctor ran it")) from None
+    except InputError:
+        raise  # the input turned out unusable part-way (an item that raises): the run stops
     except Exception as exc:
         if debug:
             raise
         error = traceback.format_exc()
         finding = Finding(Status.ERROR, f"the check crashed: {type(exc).__name__}: {exc}")
-        if broken_data:
+        if broken_by:
             error = None
             finding = Finding.skip(
                 f"cannot run on this data ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                f"fix what data_integrity reports first"
+                f"fix what {broken_by} reports first"
             )
+    try:
+        codes = tuple(spec.qualify(code) for code in finding.codes)
+    except KeyError as exc:  # nndoctor's own bug: reported, counted as a check error by the zoo
+        finding, codes = Finding(Status.ERROR, f"internal error: {exc.args[0]}"), ()
     fix = finding.fix or spec.fix if finding.status in (Status.WARN, Status.FAIL) else None
     return CheckResult(
         id=spec.id,
@@ -82,7 +100,7 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: boo
         duration_s=time.perf_counter() - start,
         plots=tuple(finding.plots),
         error=error,
-        codes=tuple(spec.qualify(code) for code in finding.codes),
+        codes=codes,
     )
 
 
@@ -90,24 +108,58 @@ def skipped_result(spec: CheckSpec, why: str) -> CheckResult:
     return CheckResult(id=spec.id, title=spec.title, section=spec.section, status=Status.SKIP, summary=why)
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What running the checks gave: a result for every check, and why the run stopped before
+    its end, if it did (the time budget, Ctrl-C, SIGTERM, or input that turned out unusable)."""
+
+    results: tuple[CheckResult, ...]
+    stopped: str | None = None
+    input_problem: str | None = None  # the one paragraph about input that could not be used
+
+
 def run_checks(
     ctx: Context,
     selection: Selection,
     debug: bool = False,
     on_start: Callable[[CheckSpec], None] | None = None,
-) -> tuple[CheckResult, ...]:
-    results = {}
+    deadline: Deadline = Deadline(None),
+) -> Outcome:
+    """Each selected check in catalog order, isolated. The run stops early, every check not run
+    then reported as a skip saying why, when the deadline passes, on Ctrl-C or SIGTERM (``Stop``),
+    or when the input turns out unusable part-way (a dataset item that raises, shapes that
+    change): that is one input problem, not an error in every check after it."""
+    results: dict[str, CheckResult] = {}
+    guards = {spec.id: spec.guards_data for spec in selection.to_run}
+    stopped = input_problem = None
     for spec in selection.to_run:
+        if stopped is None and deadline.expired():
+            stopped = deadline.reason
+        if stopped is not None:
+            results[spec.id] = skipped_result(spec, f"not checked: {stopped}")
+            continue
         if on_start:
             on_start(spec)
-        integrity = results.get("data_integrity")
-        results[spec.id] = run_one(ctx, spec, debug, broken_data=integrity is not None and integrity.status is Status.FAIL)
+        broken_by = next((r.id for r in results.values() if r.status is Status.FAIL and guards[r.id]), None)
+        try:
+            with budget.enforced(deadline):
+                results[spec.id] = run_one(ctx, spec, debug, broken_by)
+        except Stop as stop:
+            stopped = stop.reason
+        except KeyboardInterrupt:
+            stopped = "interrupted (Ctrl-C)"
+        except InputError as exc:
+            if debug:
+                raise
+            stopped, input_problem = "the input could not be used (see the message above the report)", str(exc)
+        if spec.id not in results:
+            results[spec.id] = skipped_result(spec, f"not checked: {stopped}")
         _release_freed_memory()
     for spec, why in selection.skipped:
         results[spec.id] = skipped_result(spec, why)
     order = [s.id for s in (*selection.to_run, *(s for s, _ in selection.skipped))]
     ranked = sorted(order, key=lambda i: _catalog_position(i))
-    return tuple(results[i] for i in ranked)
+    return Outcome(tuple(results[i] for i in ranked), stopped, input_problem)
 
 
 def _libc_trim() -> Callable[[int], int] | None:

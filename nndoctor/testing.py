@@ -42,7 +42,7 @@ def assert_trainable(
 
 def failure_message(report: Report) -> str:
     """One block per check that fails the report: status, id, summary, then its fix and evidence."""
-    blocking = [r for r in report.results if _blocks(r, report)]
+    blocking = [r for r in report.results if report.fails(r)]
     counts = report.counts()
     tally = ", ".join(f"{counts[s.value]} {s.value}" for s in Status if counts[s.value])
     lines = [f"nndoctor: {len(blocking)} check(s) failed the model ({tally}; fail_on={report.fail_on.value})"]
@@ -52,10 +52,6 @@ def failure_message(report: Report) -> str:
     if errors:
         lines.append("checks that crashed (not counted): " + ", ".join(f"{r.id} ({r.summary})" for r in errors))
     return "\n".join(lines)
-
-
-def _blocks(result: CheckResult, report: Report) -> bool:
-    return result.status is Status.FAIL or (report.fail_on is Status.WARN and result.status is Status.WARN)
 
 
 def _describe(result: CheckResult) -> list[str]:

@@ -2,8 +2,8 @@
 
 ``fit`` runs full-batch steps of the user's loss and optimizer, records the loss curve, stops
 early when the caller's goal is reached, and stops at the first non-finite loss. When the loss or
-a gradient turns NaN/Inf it finds where (``locate_nonfinite``) and records it on the Context,
-which is what the numerics check reads: every pass a check runs is watched this way.
+a gradient turns NaN/Inf it finds where (``locate_nonfinite``) and returns the event in the
+curve, which is what the numerics check reads from the runs it relies on.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ class Curve:
     # for any optimizer that descends; positive means it climbs the loss (maximize=True, a sign
     # error in a hand-written optimizer). Measured only when fit(..., measure_first_step=True).
     first_step_change: float | None = None
+    nonfinite: NonFiniteEvent | None = None  # where the first NaN/Inf of the run came from
 
     @property
     def initial(self) -> float:
@@ -113,7 +114,7 @@ def fit(
 ) -> Curve:
     """Full-batch training for up to ``steps`` steps; stops when ``goal(loss, accuracy)`` holds
     (checked every ``check_every`` steps) or the loss turns non-finite. The first non-finite loss
-    or gradient of the run is located and recorded on ``ctx.nonfinite``. With
+    or gradient of the run is located and returned as the curve's ``nonfinite`` event. With
     ``measure_first_step`` the curve also says whether the first update went downhill. With
     ``batch_size`` each step trains on the next mini-batch instead (``minibatches``), and the
     curve holds mini-batch losses."""
@@ -121,7 +122,7 @@ def fit(
     losses: list[float] = []
     accuracies: list[float] = []
     first_change = None
-    recorded = False  # a NaN/Inf event of this run is on ctx.nonfinite already
+    event = None  # the run's first NaN/Inf, located
     model.train()
     for step, (step_inputs, step_targets) in zip(range(steps + 1), minibatches(inputs, targets, batch_size)):
         output = subject.predict(model, step_inputs)
@@ -132,23 +133,22 @@ def fit(
         if acc is not None:
             accuracies.append(acc)
         if not math.isfinite(value):
-            if not recorded:
-                record_nonfinite(ctx, model, step_inputs, step_targets, phase, step)
-            return Curve(tuple(losses), tuple(accuracies), False, step, first_change)
+            event = event or nonfinite_event(ctx, model, step_inputs, step_targets, phase, step)
+            return Curve(tuple(losses), tuple(accuracies), False, step, first_change, event)
         if goal is not None and step % check_every == 0 and goal(value, acc):
-            return Curve(tuple(losses), tuple(accuracies), True, first_step_change=first_change)
+            return Curve(tuple(losses), tuple(accuracies), True, first_step_change=first_change, nonfinite=event)
         if step == steps:
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if not recorded and not gradients_finite(model):  # a finite loss can hide NaN gradients (sqrt at 0)
-            record_nonfinite(ctx, model, step_inputs, step_targets, phase, step, seen="gradient")
-            recorded = True  # what breaks next (NaN weights, then the loss) follows from this
+        if event is None and not gradients_finite(model):  # a finite loss can hide NaN gradients (sqrt at 0)
+            # what breaks next (NaN weights, then the loss) follows from this
+            event = nonfinite_event(ctx, model, step_inputs, step_targets, phase, step, seen="gradient")
         if measure_first_step and step == 0:
             first_change = _step_and_measure(model, optimizer)
         else:
             optimizer.step()
-    return Curve(tuple(losses), tuple(accuracies), False, first_step_change=first_change)
+    return Curve(tuple(losses), tuple(accuracies), False, first_step_change=first_change, nonfinite=event)
 
 
 def minibatches(inputs: Any, targets: Any, batch_size: int | None) -> Iterator[tuple[Any, Any]]:
@@ -353,15 +353,13 @@ def _replay(ctx: Context, model: nn.Module, inputs: Any, targets: Any) -> Origin
     return Origin(broken, "gradient") if broken else None
 
 
-def record_nonfinite(
+def nonfinite_event(
     ctx: Context, model: nn.Module, inputs: Any, targets: Any, phase: str, step: int, seen: str = "loss"
 ) -> NonFiniteEvent:
-    """Locate and record a NaN/Inf that training met; ``seen`` is where it was noticed ("loss" or
-    "gradient"), which is all the event says when the replay cannot find its origin."""
+    """The event for a NaN/Inf that training met, located; ``seen`` is where it was noticed
+    ("loss" or "gradient"), which is all the event says when the replay cannot find its origin."""
     origin = locate_nonfinite(ctx, model, inputs, targets) or Origin("unknown", seen)
-    event = NonFiniteEvent(phase, step, *origin)
-    ctx.nonfinite.append(event)
-    return event
+    return NonFiniteEvent(phase, step, *origin)
 
 
 def first_batch_size(inputs: Any) -> int:

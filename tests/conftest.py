@@ -15,10 +15,15 @@ from nndoctor import api
 from nndoctor.result import CheckResult
 
 
-def run_check(check_id: str, model, dataset, loss_fn=None, optimizer=None, task=None, thresholds=None, **kwargs: Any) -> CheckResult:
+def run_check(
+    check_id: str, model, dataset, loss_fn=None, optimizer=None, task=None, thresholds=None, also=None, **kwargs: Any,
+) -> CheckResult:
+    """``thresholds`` overrides the check's own; ``also`` maps other check ids to overrides (the
+    settings of shared runs the check reads, catalog ``requires``)."""
+    overrides = {**(also or {}), **({check_id: thresholds} if thresholds else {})}
     report = api.check(
         model, dataset, loss_fn=loss_fn, optimizer=optimizer, task=task, only=[check_id],
-        thresholds={check_id: thresholds} if thresholds else None, device="cpu", **kwargs,
+        thresholds=overrides or None, device="cpu", **kwargs,
     )
     result = report.result(check_id)
     assert result is not None, f"{check_id} did not run"

@@ -48,7 +48,9 @@ def test_tiny_init_vanishes_with_depth():
     assert result.status is Status.FAIL
     assert result.metrics["direction"] == "vanishing"
     assert result.metrics["depth_ratio"] > 1e4
-    assert "vanish" in result.summary and "from 0 (" in result.summary and "to 22 (" in result.summary
+    # 22 layers at 0.01x: the std falls by ~1e-40, so depending on the draw it ends tiny or at exactly 0
+    assert "vanish" in result.summary
+    assert ("from 0 (" in result.summary and "to 22 (" in result.summary) or "no longer vary" in result.summary
     assert "kaiming_normal_" in result.fix
 
 

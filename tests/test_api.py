@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import json
 import runpy
-import textwrap
 
 import pytest
 import torch
@@ -16,7 +15,6 @@ import nndoctor
 from nndoctor import check
 from nndoctor.cli import app
 from nndoctor.errors import InputError
-from nndoctor.report import json_format
 from nndoctor.result import Report, Status
 from tests import zoo
 

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from nndoctor.errors import InputError
 from nndoctor.result import Status
 from tests import zoo
 from tests.conftest import run_case, run_check
@@ -346,10 +347,12 @@ def test_sequence_first_predictions_are_skipped():
     assert "dimension 0" in result.summary
 
 
-def test_single_sample_is_skipped():
+def test_a_single_sample_is_refused_before_any_check():
+    """One sample leaves nothing to compare or batch (batch norm fails): an input error, not a skip
+    here and a wrong verdict elsewhere."""
     data = TensorDataset(torch.randn(1, 20), torch.tensor([0]))
-    result = run(zoo.mlp(), data)
-    assert result.status is Status.SKIP
+    with pytest.raises(InputError, match="single sample"):
+        run(zoo.mlp(), data)
 
 
 def test_thresholds_are_overridable():

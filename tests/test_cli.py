@@ -196,9 +196,13 @@ def test_output_paths_of_the_wrong_kind_are_rejected_up_front(sound_model, tmp_p
         assert message in flat(result.stderr) and result.stdout == ""
 
 
-@pytest.mark.parametrize("other_status, exit_code", [(Status.PASS, 0), (Status.FAIL, 1)])
-def test_a_crashing_check_is_an_error_result_and_does_not_decide_the_exit_code(
-    sound_model, tmp_path, monkeypatch, other_status, exit_code
+@pytest.mark.parametrize("other_status, options, exit_code, verdict", [
+    (Status.PASS, (), 3, "INCOMPLETE"),  # never PASSED about a check that could not run
+    (Status.PASS, ("--allow-errors",), 0, "PASSED"),
+    (Status.FAIL, (), 1, "FAILED"),  # a finding stands even when another check crashed
+])
+def test_a_crashing_check_is_an_error_result_and_the_run_is_incomplete(
+    sound_model, tmp_path, monkeypatch, other_status, options, exit_code, verdict
 ):
     from nndoctor.checks import initial_loss
 
@@ -208,10 +212,13 @@ def test_a_crashing_check_is_an_error_result_and_does_not_decide_the_exit_code(
     monkeypatch.setattr(initial_loss, "run", crash)
     _fake_check(monkeypatch, "numerics", lambda ctx, thresholds: Finding(other_status, "stand-in verdict"))
     out = tmp_path / "report.json"
-    result = invoke("check", sound_model, "--only", "initial_loss,numerics", "--json", out)
+    result = invoke("check", sound_model, "--only", "initial_loss,numerics", "--json", out, *options)
     assert result.exit_code == exit_code, result.output
     assert "ERROR initial_loss" in flat(result.stdout) and "probe exploded [boom]" in flat(result.stdout)
-    checks = {c["id"]: c for c in json.loads(out.read_text())["checks"]}
+    assert f"nndoctor: {verdict}" in flat(result.stderr)
+    document = json.loads(out.read_text())
+    assert document["verdict"] == verdict
+    checks = {c["id"]: c for c in document["checks"]}
     assert checks["initial_loss"]["status"] == "error"
     assert "RuntimeError: probe exploded" in checks["initial_loss"]["error"]
     assert checks["numerics"]["status"] == other_status.value  # the other check still ran
@@ -496,3 +503,12 @@ def test_checks_that_cannot_run_on_data_that_failed_integrity_are_skipped_not_er
         result = report.result(check_id)
         assert result.status is Status.SKIP, result.summary
         assert "data_integrity" in result.summary
+
+
+def test_version_short_help_and_usage_without_a_path():
+    from nndoctor import __version__
+
+    assert invoke("--version").stdout.strip() == f"nndoctor {__version__}"
+    assert "Run the checklist" in invoke("check", "-h").stdout
+    bare = invoke("check")
+    assert "Usage:" in bare.output and "Traceback" not in bare.output

@@ -6,21 +6,24 @@ from torch.nn import functional as F
 from torch.utils.data import TensorDataset
 
 from nndoctor import api
-from nndoctor.diagnosis import rank
+from nndoctor import catalog
+from nndoctor.diagnosis import RULES, rank
 from nndoctor.result import CheckResult, Status
 from tests import zoo
 
 
-def _result(check_id, status, summary="", **metrics):
-    return CheckResult(id=check_id, title=check_id, section="s", status=status, summary=summary, metrics=metrics)
+def _result(check_id, status, *codes):
+    """A result carrying finding codes (short keys): the diagnosis reads codes, never summaries."""
+    return CheckResult(id=check_id, title=check_id, section="s", status=status, summary="(summaries are not read)",
+                       codes=tuple(f"{check_id}.{code}" for code in codes))
 
 
 def test_softmax_before_ce_outranks_the_symptoms_it_causes():
     results = (
-        _result("output_head", Status.FAIL, "probabilities fed to CrossEntropyLoss (fc.2 (Softmax))"),
-        _result("overfit_small_batch", Status.FAIL, "plateau", pattern="plateau"),
+        _result("output_head", Status.FAIL, "probabilities_to_ce"),
+        _result("overfit_small_batch", Status.FAIL, "plateau"),
         _result("easy_data", Status.FAIL),
-        _result("update_ratio", Status.WARN, "updates too small"),
+        _result("update_ratio", Status.WARN, "too_small"),
     )
     causes = rank(results)
     assert causes[0].key == "softmax_before_ce"
@@ -28,7 +31,7 @@ def test_softmax_before_ce_outranks_the_symptoms_it_causes():
 
 
 def test_data_or_labels_needs_easy_data_to_pass():
-    failing_overfit = _result("overfit_small_batch", Status.FAIL, "plateau", pattern="plateau")
+    failing_overfit = _result("overfit_small_batch", Status.FAIL, "plateau")
     assert rank((failing_overfit, _result("easy_data", Status.PASS)))[0].key == "data_or_labels"
     assert all(c.key != "data_or_labels" for c in rank((failing_overfit, _result("easy_data", Status.FAIL))))
 
@@ -40,6 +43,32 @@ def test_no_problem_no_cause():
 def test_warnings_rank_below_failures():
     results = (_result("input_normalization", Status.WARN), _result("regularization_ratio", Status.FAIL))
     assert [c.key for c in rank(results)] == ["strong_regularization", "unnormalized_inputs"]
+
+
+def test_lr_range_finding_no_working_rate_is_not_a_low_learning_rate():
+    """lr_range's warning that no rate lowered the loss says the rate is *not* the cause; a summary
+    regex once read its "lowered" as "low" and ranked lr_too_low first."""
+    causes = rank((_result("lr_range", Status.WARN, "no_working_rate"), _result("overfit_small_batch", Status.FAIL, "plateau")))
+    assert "lr_too_low" not in [c.key for c in causes]
+    assert [c.key for c in rank((_result("lr_range", Status.WARN, "too_low"),))] == ["lr_too_low"]
+
+
+def test_every_code_a_rule_cites_is_declared_in_the_catalog():
+    declared = catalog.all_codes()
+    cited = {code for rule in RULES for clue in (*rule.primary, *rule.support) for code in clue.codes}
+    assert cited and cited <= set(declared), sorted(cited - set(declared))
+    checks = {clue.check for rule in RULES for clue in (*rule.primary, *rule.support)}
+    assert checks <= set(catalog.catalog_ids())
+
+
+def test_rules_read_codes_not_summaries():
+    """The same result with another summary ranks the same; without the code it ranks nothing."""
+    coded = CheckResult(id="output_head", title="t", section="s", status=Status.FAIL, summary="anything at all",
+                        codes=("output_head.probabilities_to_ce",))
+    worded = CheckResult(id="output_head", title="t", section="s", status=Status.FAIL,
+                         summary="probabilities fed to CrossEntropyLoss")
+    assert [c.key for c in rank((coded,))] == ["softmax_before_ce"]
+    assert [c.key for c in rank((worded,))] == []
 
 
 # --- the seeds' scenarios, on real models ---------------------------------------------------------
@@ -135,11 +164,11 @@ def test_try_fixes_reports_which_fix_works():
 def test_a_failed_upstream_cause_ranks_ahead_of_the_symptoms_it_explains():
     # Raw pixels: saturation and the initial loss trip more checks than input_normalization alone.
     results = (
-        _result("input_normalization", Status.FAIL, "inputs not centered"),
+        _result("input_normalization", Status.FAIL, "off_centre"),
         _result("saturation", Status.FAIL),
         _result("gradient_flow", Status.WARN),
         _result("activation_variance", Status.FAIL),
-        _result("initial_loss", Status.FAIL),
+        _result("initial_loss", Status.FAIL, "far_above_chance"),
         _result("weight_init", Status.WARN),
     )
     keys = [c.key for c in rank(results)]
@@ -155,10 +184,10 @@ def test_a_warning_does_not_reorder_failures():
 def test_dead_relus_explain_missing_gradients_through_the_input():
     results = (
         _result("dead_relu", Status.FAIL),
-        _result("gradient_flow", Status.FAIL, "no gradient", no_gradient=3),
+        _result("gradient_flow", Status.FAIL, "gradient_cut_off"),
         _result("update_ratio", Status.FAIL),
         _result("input_dependence", Status.FAIL),
-        _result("overfit_small_batch", Status.FAIL, "plateau", pattern="plateau"),
+        _result("overfit_small_batch", Status.FAIL, "plateau"),
         _result("easy_data", Status.FAIL),
     )
     assert [c.key for c in rank(results)][:3] == ["dead_relus", "input_ignored", "broken_gradient_path"]
@@ -175,14 +204,14 @@ def test_the_explains_relation_is_acyclic_and_names_real_causes():
 
 def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_look_wrong():
     symptoms = (
-        _result("initial_loss", Status.FAIL),
-        _result("activation_variance", Status.FAIL, direction="growing"),
-        _result("gradient_flow", Status.FAIL, "exploding"),
+        _result("initial_loss", Status.FAIL, "far_above_chance"),
+        _result("activation_variance", Status.FAIL, "exploding"),
+        _result("gradient_flow", Status.FAIL, "exploding_everywhere"),
     )
     assert [c.key for c in rank(symptoms)][0] == "exploding_gradients"
     assert [c.key for c in rank((*symptoms, _result("weight_init", Status.FAIL)))][0] == "bad_init"
 
 
 def test_a_nan_from_log_of_zero_outranks_oversized_weights_behind_it():
-    results = (_result("numerics", Status.FAIL), _result("weight_init", Status.FAIL), _result("initial_loss", Status.FAIL))
+    results = (_result("numerics", Status.FAIL), _result("weight_init", Status.FAIL), _result("initial_loss", Status.FAIL, "far_above_chance"))
     assert [c.key for c in rank(results)][:2] == ["numerics", "bad_init"]

@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from nndoctor import config, engine, init_templates, loading
+from nndoctor import config, engine, init_templates, usercode
+from nndoctor.options import RunOptions
 from tests.test_cli import flat, invoke
 
 CONTRACT_NAMES = ("build_model", "build_dataset", "loss_fn", "build_optimizer", "task")
@@ -62,7 +63,7 @@ def test_init_into_a_file_is_refused(tmp_path):
 def test_model_template_defines_and_explains_the_contract(tmp_path):
     path = tmp_path / "model.py"
     path.write_text(init_templates.template_text("model.py"), encoding="utf-8")
-    module = loading.import_model_file(path)
+    module = usercode.import_model_file(path)
     for name in CONTRACT_NAMES:
         assert hasattr(module, name), name
     for name in (*CONTRACT_NAMES, "output_key", "regularization(model)"):  # the optional hooks too
@@ -88,5 +89,5 @@ def test_config_template_lists_every_key_and_each_example_is_valid(tmp_path):
     every_example.write_text(_uncommented(template), encoding="utf-8")
     settings = config.load_config(every_example)  # no unknown key, every value of the right kind
     assert settings.task == "classification" and settings.output == "logits"
-    selection = engine.plan(settings)  # check ids and threshold keys exist in the catalog
+    selection = engine.plan(settings, RunOptions())  # check ids and threshold keys exist in the catalog
     assert {spec.id for spec in selection.to_run} <= {"initial_loss", "overfit_small_batch"}

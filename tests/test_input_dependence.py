@@ -12,7 +12,9 @@ from tests.conftest import run_case, run_check
 
 # A smaller memorization run than the default, for speed: a model that uses its input beats the
 # zero-input baseline early, and more steps only widen the gap.
-FAST = {"samples": 32, "max_steps": 60, "baseline_steps": 60}
+FAST = {"baseline_steps": 60}
+# the real-input run is overfit_small_batch's, shortened alike
+OVERFIT = {"overfit_small_batch": {"samples": 32, "max_steps": 60}}
 
 
 class IgnoresInput(nn.Module):
@@ -105,14 +107,14 @@ def with_start_token(dataset: TensorDataset, token: int = 1) -> TensorDataset:
 
 @pytest.mark.parametrize("case", zoo.sound_cases(), ids=lambda c: c.name)
 def test_sound_models_depend_on_their_input(case):
-    result = run_case("input_dependence", case, thresholds=FAST)
+    result = run_case("input_dependence", case, thresholds=FAST, also=OVERFIT)
     assert result.status is Status.PASS, result.summary
     assert result.metrics["real_loss"] < result.metrics["zero_loss"]
 
 
 def test_forward_that_ignores_its_input_fails():
     torch.manual_seed(0)
-    result = run_check("input_dependence", IgnoresInput(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", IgnoresInput(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.FAIL, result.summary
     assert result.metrics["relative_spread"] == 0
     assert result.metrics["identical_curves"] is True
@@ -122,7 +124,7 @@ def test_forward_that_ignores_its_input_fails():
 
 def test_input_multiplied_by_zero_fails_and_names_the_first_layer():
     torch.manual_seed(0)
-    result = run_check("input_dependence", MultipliesInputByZero(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", MultipliesInputByZero(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.FAIL, result.summary
     assert result.metrics["gain"] == 0
     assert any("(net.0)" in line for line in result.evidence), result.evidence
@@ -133,13 +135,13 @@ def test_all_zero_weights_predict_the_same_value_for_every_input():
     model = nn.Sequential(nn.Linear(20, 32), nn.LeakyReLU(), nn.Linear(32, 32), nn.LeakyReLU(), nn.Linear(32, 4))
     for parameter in model.parameters():
         nn.init.zeros_(parameter)
-    result = run_check("input_dependence", model, zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", model, zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.FAIL, result.summary
 
 
 def test_model_reading_only_the_constant_start_token_fails():
     torch.manual_seed(0)
-    result = run_check("input_dependence", ReadsFirstToken(), with_start_token(zoo.tokens()), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", ReadsFirstToken(), with_start_token(zoo.tokens()), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.FAIL, result.summary
     assert "same value for every input" in result.summary
     assert any("embed" in line or "head.0" in line for line in result.evidence), result.evidence
@@ -147,7 +149,7 @@ def test_model_reading_only_the_constant_start_token_fails():
 
 def test_dataset_returning_one_input_for_every_index_fails():
     torch.manual_seed(0)
-    result = run_check("input_dependence", zoo.mlp(), FirstInputOnly(), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", zoo.mlp(), FirstInputOnly(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.FAIL, result.summary
     assert "inputs of the batch are identical" in result.summary
     assert "__getitem__" in result.fix
@@ -155,7 +157,7 @@ def test_dataset_returning_one_input_for_every_index_fails():
 
 def test_zero_initialized_output_layer_passes():
     torch.manual_seed(0)
-    result = run_check("input_dependence", ZeroInitHead(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", ZeroInitHead(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.PASS, result.summary
     assert result.metrics["relative_spread"] == 0
     assert any("zero-initialized" in line for line in result.evidence)
@@ -163,13 +165,13 @@ def test_zero_initialized_output_layer_passes():
 
 def test_keyword_inputs_keep_their_boolean_mask_when_zeroed():
     torch.manual_seed(0)
-    result = run_check("input_dependence", MaskedTokens(), DictTokens(), nn.CrossEntropyLoss(), thresholds=FAST)
+    result = run_check("input_dependence", MaskedTokens(), DictTokens(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
     assert result.status is Status.PASS, result.summary
     assert result.metrics["zero_loss"] > result.metrics["real_loss"]
 
 
 def test_min_gain_is_a_threshold():
     case = zoo.sound_case("mlp")
-    result = run_case("input_dependence", case, thresholds={**FAST, "min_gain": 0.99})
+    result = run_case("input_dependence", case, thresholds={**FAST, "min_gain": 0.99}, also=OVERFIT)
     assert result.status is not Status.PASS, result.summary
     assert "needed 99%" in result.summary

@@ -14,6 +14,7 @@ from torch.utils.data import TensorDataset
 from typer.testing import CliRunner
 
 from nndoctor import api, engine
+from nndoctor.options import RunOptions
 from nndoctor.cli import app
 from nndoctor.config import Config
 from nndoctor.errors import InputError
@@ -64,7 +65,7 @@ def assert_bad_input(result, *words: str) -> None:
 
 
 def run_report(model_path: Path):
-    return engine.run_path(model_path, only=["initial_loss"], device="cpu")
+    return engine.run_path(model_path, options=RunOptions(only=("initial_loss",), device="cpu"))
 
 
 # --- bad input: exit 2, one paragraph ---------------------------------------------------------

@@ -123,7 +123,7 @@ def test_summary_line():
     )
     assert summary_line(rep) == "nndoctor: FAILED — 2 fail, 1 warn, 10 pass (3.2s)"
     warned = report(result("initial_loss", Status.WARN), result("numerics", Status.ERROR), duration_s=1.0)
-    assert summary_line(warned) == "nndoctor: PASSED — 1 error, 1 warn (1.0s)"
+    assert summary_line(warned) == "nndoctor: INCOMPLETE — 1 error, 1 warn (1.0s); not checked: 1 check(s) crashed: numerics"
     strict = report(result("initial_loss", Status.WARN), fail_on=Status.WARN, duration_s=1.0)
     assert summary_line(strict).startswith("nndoctor: FAILED — 1 warn")
 

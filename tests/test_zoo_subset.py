@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from nndoctor.engine import run_path
+from nndoctor.options import RunOptions
 
 ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "zoo"
 
@@ -49,7 +50,7 @@ def expected_fails(name: str) -> list[str]:
 
 
 def failed_ids(name: str, only: list[str] | tuple = ()) -> set[str]:
-    report = run_path(ZOO / f"{name}.py", only=only, seed=0, device="cpu")
+    report = run_path(ZOO / f"{name}.py", options=RunOptions(only=tuple(only), seed=0, device="cpu"))
     errors = {r.id: r.error for r in report.results if r.status.value == "error"}
     assert not errors, errors
     return {r.id for r in report.results if r.status.value == "fail"}
@@ -66,3 +67,16 @@ def test_broken_case_fails_its_expected_checks(name):
 def test_sound_case_raises_no_fail(name):
     assert expected_fails(name) == []
     assert failed_ids(name) == set()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["sound_mlp_blobs", "broken_softmax_before_ce_mlp"])
+def test_each_check_alone_gives_the_status_of_the_full_run(name):
+    """A check's verdict does not depend on which other checks were selected: what it needs from
+    other checks' runs is declared (catalog ``requires``) and computed on demand, with their
+    settings."""
+    full = run_path(ZOO / f"{name}.py", options=RunOptions(seed=0, device="cpu"))
+    for result in full.results:
+        alone = run_path(ZOO / f"{name}.py", options=RunOptions(only=(result.id,), seed=0, device="cpu"))
+        assert alone.result(result.id).status is result.status, (result.id, result.summary, alone.result(result.id).summary)
+        assert alone.result(result.id).codes == result.codes, result.id

@@ -191,28 +191,28 @@ def _evidence(measured: Trace, worst: Change | None, off_band: list[LayerStats],
 def _verdict(
     hidden: list[LayerStats], worst: Change | None, off_band: list[LayerStats], norms: list[LayerStats],
     thresholds: Mapping[str, Any],
-) -> tuple[Status, str, str | None]:
-    """(status, summary, fix): no signal at all first, then a depth trend, then normalization
-    outputs off the band."""
+) -> tuple[Status, str, str | None, tuple[str, ...]]:
+    """(status, summary, fix, codes): no signal at all first, then a depth trend, then
+    normalization outputs off the band."""
     low, high = thresholds["std_low"], thresholds["std_high"]
     if _silent(hidden):
         summary = (
             f"no hidden layer's output varies across samples (std 0 in all {len(hidden)} weight layers): "
             "the input does not reach the output"
         )
-        return Status.FAIL, summary, SILENT_FIX
+        return Status.FAIL, summary, SILENT_FIX, ("no_signal",)
     if worst and worst.ratio >= thresholds["depth_ratio_warn"]:
         status = Status.FAIL if worst.ratio >= thresholds["depth_ratio_fail"] else Status.WARN
         summary = f"activations {'vanish' if worst.vanishing else 'explode'} with depth: {worst.describe()}"
-        return status, summary, _depth_fix(worst)
+        return status, summary, _depth_fix(worst), ("vanishing" if worst.vanishing else "exploding",)
     if off_band:
         names = ", ".join(f"{n.name} {n.std:.3g}" for n in off_band[:3])
         summary = f"{len(off_band)} of {len(norms)} normalization outputs have std outside [{low}, {high}]: {names}"
-        return Status.WARN, summary, NORM_FIX
+        return Status.WARN, summary, NORM_FIX, ("normalization_off_band",)
     parts = [f"std changes at most {worst.ratio:.2g}x between normalization layers"] if worst else []
     if norms:
         parts.append(f"{len(norms)} normalization outputs have std within [{low}, {high}]")
-    return Status.PASS, "; ".join(parts), None
+    return Status.PASS, "; ".join(parts), None, ()
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
@@ -231,7 +231,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         )
     worst = max(changes, key=lambda c: c.ratio, default=None)
     off_band = [n for n in norms if not thresholds["std_low"] <= n.std <= thresholds["std_high"]]
-    status, summary, fix = _verdict(hidden, worst, off_band, norms, thresholds)
+    status, summary, fix, codes = _verdict(hidden, worst, off_band, norms, thresholds)
     metrics = {
         "depth_ratio": worst.ratio if worst else 1.0,
         "direction": ("vanishing" if worst.vanishing else "exploding") if worst else None,
@@ -241,5 +241,5 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     }
     return Finding(
         status, summary, metrics, tuple(_evidence(measured, worst, off_band, thresholds)),
-        tables=(_table(measured, head),), fix=fix, plots=(_plot(measured),),
+        tables=(_table(measured, head),), fix=fix, plots=(_plot(measured),), codes=codes,
     )

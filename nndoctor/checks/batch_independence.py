@@ -362,14 +362,14 @@ def _judge(
             )
         plural = "s" if len(leaking) > 1 else ""
         summary = f"sample {focus}'s prediction depends on sample{plural} {', '.join(map(str, sorted(leaking)))} of the batch: {figures}"
-        return Finding(Status.FAIL, summary, metrics, tuple(evidence), tables, fix=_fix(located))
+        return Finding(Status.FAIL, summary, metrics, tuple(evidence), tables, fix=_fix(located), codes=("samples_mix",))
     if located is not None:
         summary = (
             f"sample {focus}'s prediction does not depend on the other samples yet, but its activations do: "
             f"giving {_who(located)} its inputs changes its output of `{located.first_mixed}` ({figures}); "
             f"a zero-initialised head hides such a mix until training starts"
         )
-        return Finding(Status.WARN, summary, metrics, tuple(evidence), tables, fix=_fix(located))
+        return Finding(Status.WARN, summary, metrics, tuple(evidence), tables, fix=_fix(located), codes=("activations_mix",))
     summary = f"sample {focus}'s prediction is independent of the other {size - 1} samples: {figures}"
     return Finding(Status.PASS, summary, metrics, tuple(evidence), tables)
 

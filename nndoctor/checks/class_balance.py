@@ -183,7 +183,23 @@ def _finding(balances: list[Balance], column: Column, t: Mapping[str, Any]) -> F
     summary = _summary(worst, balances, column, t)
     evidence = _evidence(worst, balances, column)
     fix = _fix(worst, t) if worst.status is not Status.PASS else None
-    return Finding(worst.status, summary, metrics, evidence, (_table(balances),), fix=fix, plots=(_plot(balances),))
+    return Finding(
+        worst.status, summary, metrics, evidence, (_table(balances),), fix=fix, plots=(_plot(balances),),
+        codes=_codes(worst, t),
+    )
+
+
+def _codes(worst: Balance, t: Mapping[str, Any]) -> tuple[str, ...]:
+    if not worst.status.is_problem:
+        return ()
+    if worst.ratio == math.inf and not worst.absent:
+        return ("single_class",)
+    codes = []
+    if worst.judged >= t["ratio_warn"]:
+        codes.append("imbalanced_despite_weights" if worst.mitigated else "imbalanced")
+    if worst.absent:
+        codes.append("absent_classes")
+    return tuple(codes)
 
 
 def _shares(group: Group) -> list[tuple[str, float, float]]:

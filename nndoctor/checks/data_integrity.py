@@ -17,13 +17,13 @@ Four things are looked at, each turning into a problem with its own fix:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
 from nndoctor.context import Context
+from nndoctor.problems import Problem, codes_of
 from nndoctor.loading import BINARY_LOSSES, CLASSIFICATION_LOSSES, REGRESSION_LOSSES
 from nndoctor.probes.data import Column, dataset_inputs, dataset_targets, ignore_index, named_tensors
 from nndoctor.result import Finding, Status
@@ -31,14 +31,6 @@ from nndoctor.result import Finding, Status
 SHAPE_BATCH = 8  # samples sent through the model to compare output and target shapes
 CHUNK_ELEMENTS = 16_000_000  # the NaN/Inf scan looks at this many elements at a time
 ELEMENTWISE_LOSSES = REGRESSION_LOSSES + BINARY_LOSSES
-
-
-@dataclass(frozen=True)
-class Problem:
-    status: Status
-    headline: str
-    evidence: tuple[str, ...]
-    fix: str
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
@@ -74,10 +66,11 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     status = problems[0].status
     return Finding(
         status,
-        "; ".join(p.headline for p in problems),
+        "; ".join(p.summary for p in problems),
         metrics,
         evidence=tuple(line for p in problems for line in p.evidence),
         fix=" ".join(dict.fromkeys(p.fix for p in problems)),
+        codes=codes_of(problems),
     )
 
 
@@ -131,6 +124,7 @@ def _nonfinite_problem(what: str, column: Column, listed: int) -> Problem | None
         tuple(evidence),
         f"Find the preprocessing step that produces non-finite {what} (log of 0, division by 0, "
         f"missing values read as NaN) and fix or drop those samples.",
+        code="nonfinite_" + what,
     )
 
 
@@ -168,6 +162,7 @@ def _label_problem(loss_fn: Any, task: str, column: Column, output: torch.Tensor
             f"samples with them: indices {_listed(bad, listed)}",
         ),
         _label_fix(low, high, classes),
+        code="labels_out_of_range",
     )
 
 
@@ -208,6 +203,7 @@ def _soft_label_problem(loss_fn: Any, column: Column, listed: int) -> Problem | 
         ),
         "Give CrossEntropyLoss integer class indices, or rows that are probability vectors (one-hot or "
         "smoothed); for several labels per sample use BCEWithLogitsLoss.",
+        code="soft_targets_not_probabilities",
     )
 
 
@@ -229,6 +225,7 @@ def _bce_target_problem(loss_fn: Any, column: Column, listed: int) -> Problem | 
         f"({_samples(len(bad))} outside, {column.coverage})",
         (f"samples: indices {_listed(bad, listed)}",),
         _bce_fix(float(values.min()), float(values.max())),
+        code="targets_outside_0_1",
     )
 
 
@@ -260,6 +257,7 @@ def _broadcast_problem(loss_name: str, output: torch.Tensor, target: torch.Tenso
         f"{loss_name} receives output {tuple(output.shape)} and target {tuple(target.shape)}, which {met}",
         (f"{loss_name} compares element by element: a (B, 1) output against (B,) targets pairs every prediction with every target",),
         _reshape_fix(output, target),
+        code="shapes_broadcast",
     )
 
 
@@ -278,6 +276,7 @@ def _custom_broadcast_problem(ctx: Context, output: torch.Tensor, target: torch.
         f"{as_is:.4g} as given, {reshaped:.4g} with matching shapes",
         ("the same numbers in matching shapes give a different loss, so the loss pairs predictions with the wrong targets",),
         _reshape_fix(output, target),
+        code="shapes_broadcast",
     )
 
 
@@ -295,6 +294,7 @@ def _size_problem(size: int, minimum: int) -> Problem | None:
         f"only {_samples(size)} (fewer than {minimum})",
         (f"the dataset holds {size} (input, target) pairs; the overfit test alone uses {minimum}",),
         "Point nndoctor at the real training set (or a larger slice of it).",
+        code="too_few_samples",
     )
 
 

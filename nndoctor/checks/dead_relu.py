@@ -19,8 +19,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nndoctor.context import Context
+from nndoctor.problems import share_plot, share_status
 from nndoctor.probes.trace import ActivationStats, TraceUnavailable, trace
-from nndoctor.result import Finding, PlotData, Status, Table
+from nndoctor.result import Finding, Status, Table
 
 RELU_FAMILY = ("relu", "relu6", "clamp")
 NEVER_DEAD = ("leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "gelu", "silu", "mish", "softplus", "hardswish")
@@ -28,23 +29,6 @@ NEVER_DEAD = ("leaky_relu", "prelu", "rrelu", "elu", "selu", "celu", "gelu", "si
 
 def dead_fraction(layer: ActivationStats) -> float:
     return layer.dead_units / layer.units
-
-
-def share_status(share: float, thresholds: Mapping[str, Any]) -> Status:
-    """A layer's verdict from the share of its units that cannot learn: dead here, saturated in
-    the saturation check, whose catalog entry has the same two threshold keys."""
-    if share > thresholds["fail_fraction"]:
-        return Status.FAIL
-    if share > thresholds["warn_fraction"]:
-        return Status.WARN
-    return Status.PASS
-
-
-def share_plot(name: str, title: str, names: list[str], shares: list[float]) -> PlotData:
-    return PlotData(
-        name=name, title=title, xlabel="layer", ylabel="share of units",
-        series=((name.replace("_", " "), tuple(names), tuple(shares)),), kind="bar",
-    )
 
 
 def _describe(layer: ActivationStats) -> str:
@@ -126,4 +110,5 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     return Finding(
         status, _summary(status, worst, layers, problems, measured.batch_size), metrics, tuple(evidence),
         tables=(_table(layers),), fix=_fix(problems) if problems else None, plots=(plot,),
+        codes=("dead_units",) if problems else (),
     )

@@ -26,7 +26,6 @@ Prototypes, per input tensor:
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -35,15 +34,13 @@ import torch
 from torch import nn
 
 from nndoctor import batching
-from nndoctor.checks.overfit_small_batch import FIXES
+from nndoctor import run_description
 from nndoctor.context import Context
 from nndoctor.curves import Pattern
 from nndoctor.probes.data import ignore_index
-from nndoctor.probes.overfit import PHASE as OVERFIT_PHASE
 from nndoctor.probes.overfit import OverfitRun, OverfitSettings, overfit_fresh_copy
-from nndoctor.result import Finding, PlotData, Status
+from nndoctor.result import Finding, Status
 
-PHASE = "easy_data training"
 NOISE = 0.1  # per-element noise around each prototype, against prototypes of unit scale
 MIN_PER_GROUP = 4  # samples per prototype: classes beyond samples / 4 are left out
 MAX_TARGET_GROUPS = 8  # distinct target values used for regression, binary and multilabel tasks
@@ -73,28 +70,20 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         easy = make_easy_data(ctx, inputs, targets, settings.samples)
     except Unsupported as reason:
         return Finding.skip(str(reason))
-    result = _train(ctx, easy, settings)
+    result = overfit_fresh_copy(ctx, easy.inputs, easy.targets, settings)
     metrics = _metrics(result, easy)
-    evidence = (f"easy data: {easy.description}", _goal_line(result))
-    plots = (_plot(result),)
+    evidence = (f"easy data: {easy.description}", run_description.goal_line(result))
+    plots = (run_description.loss_plot(result, "easy_data_loss", "Training on trivially easy data", "easy data loss"),)
     if result.reached:
         verdict = "model, loss and optimizer can learn: if the real data does not train (overfit_small_batch), look at the data"
         return Finding(Status.PASS, _success(result, easy), metrics, (*evidence, verdict), plots=plots)
     reading = result.reading
     status = Status.WARN if reading.pattern is Pattern.STILL_FALLING else Status.FAIL
-    cause = (f"pattern: {reading.pattern.label}", *_nonfinite_lines(ctx))
-    return Finding(status, _failure(result, easy), metrics, (*cause, *evidence), fix=_fix(result), plots=plots)
-
-
-def _train(ctx: Context, easy: EasyData, settings: OverfitSettings) -> OverfitRun:
-    """The overfit procedure on the easy data; NaN/Inf events it records are ours, not the
-    overfit check's (the probe labels them with its own phase)."""
-    before = len(ctx.nonfinite)
-    result = overfit_fresh_copy(ctx, easy.inputs, easy.targets, settings)
-    ctx.nonfinite[before:] = [
-        dataclasses.replace(e, phase=PHASE) if e.phase == OVERFIT_PHASE else e for e in ctx.nonfinite[before:]
-    ]
-    return result
+    cause = (f"pattern: {reading.pattern.label}", *run_description.nonfinite_lines(result))
+    return Finding(
+        status, _failure(result, easy), metrics, (*cause, *evidence), fix=_fix(result), plots=plots,
+        codes=(reading.pattern.value,),
+    )
 
 
 # --- the easy data -------------------------------------------------------------------------
@@ -270,46 +259,10 @@ def _fix(result: OverfitRun) -> str:
     acc, goal = result.curve.accuracies, result.goal
     if acc and goal.min_accuracy is not None and acc[-1] >= goal.min_accuracy:
         return FLOOR_FIX
-    return FIXES[result.reading.pattern]
-
-
-def _nonfinite_lines(ctx: Context) -> list[str]:
-    events = [e for e in ctx.nonfinite if e.phase == PHASE]
-    return [f"first non-finite value: {e.kind} of {e.where} at step {e.step} (see numerics)" for e in events[:1]]
-
-
-def _goal_line(result: OverfitRun) -> str:
-    goal = result.goal
-    text = f"goal: loss <= {goal.loss:.3g}"
-    if goal.baseline is not None:
-        text += f" (the best constant prediction scores {goal.baseline:.3g})"
-    if goal.min_accuracy is not None:
-        text += f" and accuracy >= {goal.min_accuracy:g}"
-    return text
+    return run_description.FIXES[result.reading.pattern]
 
 
 def _metrics(result: OverfitRun, easy: EasyData) -> dict[str, Any]:
-    curve = result.curve
-    metrics: dict[str, Any] = {
-        "learned_easy": curve.reached_goal,
-        "prototypes": easy.groups,
-        "steps": curve.steps,
-        "initial_loss": curve.initial,
-        "final_loss": curve.final,
-        "goal_loss": result.goal.loss,
-    }
-    if curve.accuracies:
-        metrics["final_accuracy"] = curve.accuracies[-1]
-    if result.reading is not None:
-        metrics["pattern"] = result.reading.pattern.value
-    return metrics
+    return {"learned_easy": result.curve.reached_goal, "prototypes": easy.groups, **run_description.metrics(result)}
 
 
-def _plot(result: OverfitRun) -> PlotData:
-    curve = result.curve
-    points = [(i, v) for i, v in enumerate(curve.losses) if math.isfinite(v)]  # NaN/Inf cannot be drawn
-    return PlotData(
-        name="easy_data_loss", title="Training on trivially easy data", xlabel="step", ylabel="loss",
-        series=(("easy data loss", tuple(i for i, _ in points), tuple(v for _, v in points)),
-                ("goal", (0, curve.steps), (result.goal.loss, result.goal.loss))),
-    )

@@ -38,19 +38,12 @@ from typing import Any, Iterable, Mapping, Sequence
 import torch
 
 from nndoctor.context import Context
+from nndoctor.problems import Problem, codes_of, worst_status
 from nndoctor.probes.initial import initial_pass
 from nndoctor.probes.step import ParamStep, StepProbe, gradient_step
 from nndoctor.result import Finding, PlotData, Status, Table
 
 NAMES_SHOWN = 5
-
-
-@dataclass(frozen=True)
-class Problem:
-    status: Status
-    summary: str
-    evidence: tuple[str, ...] = ()
-    fix: str | None = None
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
@@ -63,6 +56,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         return Finding(
             Status.WARN, f"all {len(frozen)} parameter tensors are frozen (requires_grad=False): nothing will train",
             {"frozen": len(frozen)}, fix="Set requires_grad=True on the parameters you mean to train.",
+            codes=("all_frozen",),
         )
     weights = _weights(trainable)
     depth = _depth(weights)
@@ -83,7 +77,7 @@ def _nonfinite(probe: StepProbe) -> Finding:
     return Finding(
         Status.FAIL, f"the loss is {probe.loss:.3g} on the batch: {where}",
         {"loss": probe.loss, "nonfinite_gradients": len(bad)},
-        ("see numerics for the first module that turns NaN/Inf",),
+        ("see numerics for the first module that turns NaN/Inf",), codes=("nonfinite_gradients",),
     )
 
 
@@ -100,7 +94,7 @@ def _missing_gradients(trainable: list[ParamStep]) -> list[Problem]:
             Status.WARN, f"no gradient ever reaches {_names(p.name for p in partial)}, though the rest of {_modules(partial)} learns",
             ("e.g. a parameter forward does not use, or a bidirectional RNN read out at the last step only "
              "(the reverse direction has seen one token there, so its recurrent weights get no gradient)",),
-            f"Use or remove {_names(p.name for p in partial)}.",
+            f"Use or remove {_names(p.name for p in partial)}.", code="partial_no_gradient",
         ))
     return problems
 
@@ -114,7 +108,7 @@ def _modules_without_gradient(stuck: list[ParamStep]) -> list[Problem]:
         problems.append(Problem(
             Status.FAIL, f"not run in forward, so no gradient: {_modules(never_ran)} ({_count(never_ran)})",
             (f"no gradient: {_names(p.name for p in never_ran)}",),
-            f"Call {_modules(never_ran)} in forward, or delete them if they are left over.",
+            f"Call {_modules(never_ran)} in forward, or delete them if they are left over.", code="module_not_run",
         ))
     if cut_off:
         problems.append(Problem(
@@ -122,7 +116,7 @@ def _modules_without_gradient(stuck: list[ParamStep]) -> list[Problem]:
             (f"grad is None after backward: {_names(p.name for p in cut_off)}",
              "the module runs, but a .detach(), torch.no_grad(), .item()/.numpy() or an output the loss "
              "does not use cuts it off from the loss"),
-            f"Remove the .detach() / no_grad() between {_modules(cut_off)} and the loss.",
+            f"Remove the .detach() / no_grad() between {_modules(cut_off)} and the loss.", code="gradient_cut_off",
         ))
     if zero:
         problems.append(Problem(
@@ -131,6 +125,7 @@ def _modules_without_gradient(stuck: list[ParamStep]) -> list[Problem]:
              "dead units, all-zero weights after them, or a non-differentiable op (round, argmax, "
              "comparisons, integer casts) between them and the loss"),
             "Re-initialize zeroed weights, avoid non-differentiable ops in forward, check for dead ReLUs.",
+            code="zero_gradient",
         ))
     return problems
 
@@ -144,6 +139,7 @@ def _missing_from_optimizer(trainable: list[ParamStep]) -> list[Problem]:
         (f"never updated: {_names(p.name for p in missing)}",),
         f"Pass all of model.parameters() to the optimizer (it holds {len(trainable) - len(missing)} of "
         f"{len(trainable)} trainable tensors), or set requires_grad=False on what you mean to freeze.",
+        code="not_in_optimizer",
     )]
 
 
@@ -183,12 +179,14 @@ def _judge_depth(depth: Depth, thresholds: Mapping[str, Any]) -> Problem:
         return Problem(
             status, f"vanishing gradients: {text}", evidence,
             "Use ReLU-family activations with He init, add normalization layers or residual connections.",
+            code="vanishing_with_depth",
         )
     if depth.ratio > thresholds["explode_ratio_warn"]:
         status = Status.FAIL if depth.ratio > thresholds["explode_ratio_fail"] else Status.WARN
         return Problem(
             status, f"exploding gradients: {text}", evidence,
             "Scale down the initialization, add normalization layers, or clip gradients (clip_grad_norm_).",
+            code="exploding_with_depth",
         )
     return Problem(Status.PASS, text, evidence)
 
@@ -252,6 +250,7 @@ def _judge_scale(scale: Scale, thresholds: Mapping[str, Any]) -> Problem:
             evidence,
             "Initialize each layer for its activation (nn.init.kaiming_normal_ for ReLU, xavier_normal_ for "
             "tanh/sigmoid), or add normalization layers (BatchNorm/LayerNorm) or residual connections.",
+            code="vanishing_everywhere",
         )
     if scale.low > thresholds["explode_scale_warn"]:
         status = Status.FAIL if scale.low > thresholds["explode_scale_fail"] else Status.WARN
@@ -261,6 +260,7 @@ def _judge_scale(scale: Scale, thresholds: Mapping[str, Any]) -> Problem:
             evidence,
             "Scale the initialization down to He/Glorot (every layer amplifies the signal now), add normalization "
             "layers, and clip gradients (torch.nn.utils.clip_grad_norm_).",
+            code="exploding_everywhere",
         )
     text = f"||grad||/||w|| {scale.low:.2g}..{scale.high:.2g} per unit loss gradient at the output"
     return Problem(Status.PASS, text, evidence)
@@ -286,7 +286,7 @@ def _frozen_note(frozen: list[ParamStep]) -> list[str]:
 def _finding(
     problems: list[Problem], notes: list[str], probe: StepProbe, depth: Depth | None, scale: Scale | None,
 ) -> Finding:
-    status = _worst(p.status for p in problems)
+    status = worst_status(p.status for p in problems)
     shown = [p for p in problems if p.status is status]
     trainable = sum(p.requires_grad for p in probe.params)
     summary = "; ".join(p.summary for p in shown) if status is not Status.PASS else (
@@ -307,13 +307,8 @@ def _finding(
     return Finding(
         status, summary, metrics,
         evidence=tuple(line for p in problems for line in p.evidence) + tuple(notes),
-        tables=(_table(probe),), fix=" ".join(fixes) or None, plots=(_plot(probe),),
+        tables=(_table(probe),), fix=" ".join(fixes) or None, plots=(_plot(probe),), codes=codes_of(problems),
     )
-
-
-def _worst(statuses: Iterable[Status]) -> Status:
-    found = set(statuses)
-    return next((s for s in (Status.FAIL, Status.WARN) if s in found), Status.PASS)
 
 
 def _shown_in_table(p: ParamStep) -> bool:

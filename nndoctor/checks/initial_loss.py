@@ -63,23 +63,27 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         metrics["prior_entropy"] = prior
     headline = f"initial loss {loss:.3g}, expected {expected_text}"
     if not math.isfinite(loss):
-        return Finding(Status.FAIL, f"initial loss is {loss}: not finite", metrics, ("see numerics and data_integrity",))
+        return Finding(Status.FAIL, f"initial loss is {loss}: not finite", metrics, ("see numerics and data_integrity",),
+                       codes=("not_finite",))
     if loss < 0 and ctx.subject.task != "regression":
         return Finding(
             Status.FAIL, f"{headline}: a negative cross-entropy", metrics,
             ("a negative log-likelihood means the loss received probabilities, not log-probabilities",),
             fix="Give NLLLoss log-probabilities (log_softmax), or better: emit logits and use CrossEntropyLoss.",
+            codes=("negative_cross_entropy",),
         )
     ratio = loss / expected
     if ratio > thresholds["fail_ratio"]:
-        return Finding(Status.FAIL, f"{headline} ({ratio:.1f}x): the model is confidently wrong at init", metrics)
+        return Finding(Status.FAIL, f"{headline} ({ratio:.1f}x): the model is confidently wrong at init", metrics,
+                       codes=("far_above_chance",))
     if ratio > thresholds["warn_ratio"]:
-        return Finding(Status.WARN, f"{headline} ({ratio:.1f}x chance)", metrics)
+        return Finding(Status.WARN, f"{headline} ({ratio:.1f}x chance)", metrics, codes=("above_chance",))
     floor = prior if prior is not None else expected
     if floor > 0 and loss < thresholds["low_ratio"] * floor:
         return Finding(
             Status.WARN, f"{headline}: suspiciously low before any training", metrics,
             (f"below {thresholds['low_ratio']} x the loss of predicting the label prior ({floor:.3g})",),
             fix="Make sure the targets cannot be read off the inputs (label leakage) and that the loss is the intended one.",
+            codes=("suspiciously_low",),
         )
     return Finding(Status.PASS, headline, metrics)

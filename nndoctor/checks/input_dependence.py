@@ -80,7 +80,8 @@ class Baseline:
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
-    settings = OverfitSettings(samples=int(thresholds["samples"]), max_steps=int(thresholds["max_steps"]))
+    # The real-input run is overfit_small_batch's (catalog requires:), with its settings: shared.
+    settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))
     compared = baseline(ctx, settings, int(thresholds["baseline_steps"]))
     return judge(at_init(ctx, settings.samples), compared, thresholds)
 
@@ -118,8 +119,9 @@ def judge(init: AtInit, compared: Baseline | str, thresholds: Mapping[str, Any])
     if max(compared.progress(compared.real), compared.progress(compared.zero)) < thresholds["min_gain"]:
         # Neither run moved by the gain asked for: too few steps or too small a learning rate to tell.
         return Finding(Status.WARN, f"inconclusive: neither run trained ({headline})", metrics, evidence,
-                       fix=INCONCLUSIVE_FIX, plots=plots)
-    return Finding(Status.FAIL, f"real inputs do no better than zeroed ones: {headline}", metrics, evidence, plots=plots)
+                       fix=INCONCLUSIVE_FIX, plots=plots, codes=("inconclusive",))
+    return Finding(Status.FAIL, f"real inputs do no better than zeroed ones: {headline}", metrics, evidence, plots=plots,
+                   codes=("no_gain_over_zeroed_inputs",))
 
 
 def _constant_finding(
@@ -141,7 +143,8 @@ def _constant_finding(
     else:
         fix = ("Make forward() use its input: look for a multiplication by 0, an input that is overwritten "
                "or detached, a branch that skips it, or all-zero weights (weight_init).")
-    return Finding(Status.FAIL, summary, metrics, (*where, *evidence), fix=fix, plots=plots)
+    code = "identical_inputs" if init.inputs_identical else "constant_output"
+    return Finding(Status.FAIL, summary, metrics, (*where, *evidence), fix=fix, plots=plots, codes=(code,))
 
 
 def _where_lost(init: AtInit, threshold: float) -> tuple[str, ...]:

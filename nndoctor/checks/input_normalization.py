@@ -63,6 +63,7 @@ class Verdict:
     channel: Channel
     status: Status
     reason: str
+    code: str = ""
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
@@ -77,9 +78,12 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     verdicts, unit_interval = [], []
     for name, tensor in tensors:
         channels = _channels(name, _finite_rows(tensor), _channel_dim(tensor, ctx.subject.model))
-        verdicts.extend(_judge(c, thresholds) for c in channels)
+        judged = [_judge(c, thresholds) for c in channels]
         if _within_unit_interval(channels):
             unit_interval.append(name or "the inputs")
+            # the table must say what the summary says: these channels are why the check warns
+            judged = [_not_centred(v) if v.status is Status.PASS and not v.channel.constant else v for v in judged]
+        verdicts.extend(judged)
     return _finding(verdicts, unit_interval, thresholds)
 
 
@@ -119,18 +123,22 @@ def _channels(name: str, x: torch.Tensor, dim: int) -> list[Channel]:
 
 def _judge(c: Channel, t: Mapping[str, Any]) -> Verdict:
     if c.std > t["std_fail_high"]:
-        return Verdict(c, Status.FAIL, f"std {c.std:.3g} > {t['std_fail_high']}: unscaled")
+        return Verdict(c, Status.FAIL, f"std {c.std:.3g} > {t['std_fail_high']}: unscaled", "unscaled")
     if c.offset > t["mean_fail"]:
-        return Verdict(c, Status.FAIL, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_fail']}")
+        return Verdict(c, Status.FAIL, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_fail']}", "off_centre")
     if c.std > t["std_warn_high"]:
-        return Verdict(c, Status.WARN, f"std {c.std:.3g} > {t['std_warn_high']}")
+        return Verdict(c, Status.WARN, f"std {c.std:.3g} > {t['std_warn_high']}", "unscaled")
     if c.offset > t["mean_warn"]:
-        return Verdict(c, Status.WARN, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_warn']}")
+        return Verdict(c, Status.WARN, f"mean off-centre by {c.offset:.2g} x max(std, 1) > {t['mean_warn']}", "off_centre")
     if c.constant:
         return Verdict(c, Status.PASS, "constant")
     if c.std < t["std_warn_low"] and c.high - c.low < UNIT:
-        return Verdict(c, Status.WARN, f"std {c.std:.2g} < {t['std_warn_low']}, all values within a span of {c.high - c.low:.2g}")
+        return Verdict(c, Status.WARN, f"std {c.std:.2g} < {t['std_warn_low']}, all values within a span of {c.high - c.low:.2g}", "tiny_scale")
     return Verdict(c, Status.PASS, "")
+
+
+def _not_centred(v: Verdict) -> Verdict:
+    return Verdict(v.channel, Status.WARN, "in [0, 1]: never negative, so not mean-centered", "zero_one_inputs")
 
 
 def _within_unit_interval(channels: list[Channel]) -> bool:
@@ -164,10 +172,11 @@ def _finding(verdicts: list[Verdict], unit_interval: list[str], t: Mapping[str, 
         names = ", ".join(f"{c.name} (= {c.low:.3g})" for c in constant[:LISTED])
         evidence += (f"{len(constant)} constant (std 0, not divided by): {names}" + (" ..." if len(constant) > LISTED else ""),)
     problems = []
-    if bad:
-        worst = bad[0]
+    unscaled = [v for v in bad if v.code != "zero_one_inputs"]
+    if unscaled:
+        worst = unscaled[0]
         problems.append(
-            f"{len(bad)} of {_noun(channels)} not standardized; worst {worst.channel.name}: mean "
+            f"{len(unscaled)} of {_noun(channels)} not standardized; worst {worst.channel.name}: mean "
             f"{worst.channel.mean:.3g}, std {worst.channel.std:.3g} ({worst.reason}){_raw_pixels_hint(metrics)}"
         )
     if unit_interval:
@@ -179,7 +188,11 @@ def _finding(verdicts: list[Verdict], unit_interval: list[str], t: Mapping[str, 
     if not problems:
         return Finding(Status.PASS, _clean_summary(channels, metrics), metrics, evidence, (_table(ranked),), plots=(_plot(channels),))
     status = Status.FAIL if metrics["failing"] else Status.WARN
-    return Finding(status, "; ".join(problems), metrics, evidence, (_table(ranked),), fix=_fix(metrics), plots=(_plot(channels),))
+    codes = [v.code for v in bad if v.status is status]
+    return Finding(
+        status, "; ".join(problems), metrics, evidence, (_table(ranked),), fix=_fix(metrics), plots=(_plot(channels),),
+        codes=tuple(dict.fromkeys(codes)),
+    )
 
 
 def _clean_summary(channels: list[Channel], metrics: Mapping[str, Any]) -> str:

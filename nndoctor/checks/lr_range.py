@@ -103,11 +103,11 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         "steps": len(sweep.lrs), "optimizer": type(optimizer).__name__,
         "cold_start_losses": list(cold) if cold is not None else None,
     }
-    status, summary = _judge(configured, suggestion, sweep, past_divergence, cold, thresholds)
+    status, summary, codes = _judge(configured, suggestion, sweep, past_divergence, cold, thresholds)
     return Finding(
         status, summary, metrics, _evidence(sweep, suggestion, configured, cold, optimizer, samples, thresholds),
         tables=(_table(sweep),), fix=_fix(configured, suggestion, sweep, samples) if status is not Status.PASS else None,
-        plots=(_plot(sweep, configured, suggestion),),
+        plots=(_plot(sweep, configured, suggestion),), codes=codes,
     )
 
 
@@ -249,26 +249,26 @@ def _lowest(curve: Sequence[float]) -> int:
 
 def _judge(
     configured: float, suggestion: float | None, sweep: Sweep, past_divergence: bool, cold: tuple[float, ...] | None, thresholds,
-) -> tuple[Status, str]:
+) -> tuple[Status, str, tuple[str, ...]]:
     where = _range_text(suggestion, sweep)
     if past_divergence:
-        return Status.FAIL, f"lr {configured:.3g} is past the divergence point: {where}"
+        return Status.FAIL, f"lr {configured:.3g} is past the divergence point: {where}", ("past_divergence",)
     if cold is not None and _exploded(cold, float(thresholds["explode_factor"])):
         return Status.FAIL, (
             f"lr {configured:.3g} diverges from init: within {len(cold) - 1} steps at it the loss went from "
             f"{cold[0]:.3g} to {_peak(cold):.3g}; {where}"
-        )
+        ), ("diverges_from_init",)
     if suggestion is None:
         return Status.WARN, (
             f"lr {configured:.3g}: no learning rate from {sweep.lrs[0]:.0e} to {sweep.lrs[-1]:.2g} lowered the loss "
             f"(smoothed {sweep.smoothed[0]:.3g} at the start, {sweep.smoothed[sweep.best]:.3g} at best), "
             "so the learning rate is not what stops training"
-        )
+        ), ("no_working_rate",)
     if configured == 0:
-        return Status.WARN, f"lr is 0, so the weights never move: {where}"
+        return Status.WARN, f"lr is 0, so the weights never move: {where}", ("zero_lr",)
     if configured <= suggestion / float(thresholds["low_factor"]):
-        return Status.WARN, f"lr {configured:.3g} is {suggestion / configured:.0f}x below the suggestion: {where}"
-    return Status.PASS, f"lr {configured:.3g} is in the working range: {where}"
+        return Status.WARN, f"lr {configured:.3g} is {suggestion / configured:.0f}x below the suggestion: {where}", ("too_low",)
+    return Status.PASS, f"lr {configured:.3g} is in the working range: {where}", ()
 
 
 def _exploded(cold: tuple[float, ...], factor: float) -> bool:

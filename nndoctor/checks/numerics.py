@@ -1,13 +1,13 @@
 """numerics: where NaN/Inf first appear (seeds 001/003: "a NaN value is fed into the loss
 function, for example, as a result of taking the logarithm of 0").
 
-Every training run a check makes through ``training.fit`` is watched: a non-finite loss, or a
-non-finite gradient behind a finite loss (sqrt at 0), is traced back to its origin (a parameter,
-the data, the first torch call that created it in the forward pass or the loss, or the first
-autograd node that created it in the backward pass) and recorded on the Context. This check runs
-last and reports those events. One of the runs must be the setup exactly as configured (learning
-rate, dropout, weight decay) on real data: prediction_collapse's short run is one (and longer), so
-when it ran it is reused; otherwise this check makes a run of its own, ``steps`` full-batch steps.
+Every training run made through ``training.fit`` is watched: a non-finite loss, or a non-finite
+gradient behind a finite loss (sqrt at 0), is traced back to its origin (a parameter, the data,
+the first torch call that created it in the forward pass or the loss, or the first autograd node
+that created it in the backward pass) and returned with the run. This check reads three shared
+runs (the first gradient step, the overfit run and prediction_collapse's short run, which is the
+setup exactly as configured: learning rate, dropout, weight decay), the same ones whichever
+checks were selected; the runs are shared, so they cost nothing extra when those checks run.
 """
 
 from __future__ import annotations
@@ -15,13 +15,12 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nndoctor.context import Context, NonFiniteEvent
-from nndoctor.probes.short_run import PHASE as SHORT_RUN, short_run
-from nndoctor.probes.step import INPUT_ELEMENTS  # a backward pass's input budget: large images get fewer samples
+from nndoctor.probes.overfit import PHASE as OVERFIT_RUN
+from nndoctor.probes.overfit import OverfitSettings, small_batch_run
+from nndoctor.probes.short_run import PHASE as SHORT_RUN
+from nndoctor.probes.short_run import ShortRunSettings, short_run
+from nndoctor.probes.step import gradient_step
 from nndoctor.result import Finding, Status, Table
-from nndoctor.training import Curve, fit, make_optimizer
-
-PHASE = "numerics training"
-BATCH = 50  # at most (the overfit test's batch); fewer for large inputs
 
 LOG_FIX = (
     "A log of 0: compute log-probabilities with log_softmax / logsigmoid, or better feed logits to a fused loss "
@@ -49,25 +48,34 @@ KIND_WORDS = {"output": "the output of", "gradient": "the gradient of", "paramet
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
-    try:
-        curve, phase = _configured_run(ctx, int(thresholds["steps"]))
-    except (IndexError, ValueError, RuntimeError) as exc:  # the loss rejects the real batch: data_integrity says why
-        curve, untrainable = None, f"the configured setup cannot train on the real batch ({type(exc).__name__}: {exc})"
-    events = list(ctx.nonfinite)
-    metrics: dict[str, Any] = {"events": len(events)}
-    if curve is not None:
-        metrics.update(configured_run=phase, configured_steps=curve.steps, configured_final_loss=curve.final)
+    runs = _watched_runs(ctx)
+    events = [event for _, event in runs if event is not None]
+    metrics: dict[str, Any] = {"events": len(events), "runs": [name for name, _ in runs]}
     if events:
         return _failure(events, metrics)
-    if curve is None:
-        return Finding.skip(f"{untrainable}; see data_integrity")
-    return Finding(
-        Status.PASS,
-        f"no NaN/Inf in {curve.steps + 1} forward and {curve.steps} backward passes of the configured setup "
-        f"({'its own run' if phase == PHASE else 'the ' + phase + ' of prediction_collapse'}), "
-        "nor in any training pass of the other checks",
-        metrics,
+    if not runs:
+        return Finding.skip("the configured setup cannot train on the real batch; see data_integrity")
+    return Finding(Status.PASS, f"no NaN/Inf in {', '.join(name for name, _ in runs)}", metrics)
+
+
+def _watched_runs(ctx: Context) -> list[tuple[str, NonFiniteEvent | None]]:
+    """The shared runs this check reads (catalog ``requires``): the first gradient step, the
+    overfit run (regularization off) and prediction_collapse's short run of the configured setup
+    (learning rate, dropout, weight decay on), each with the first NaN/Inf it met. The same runs
+    whatever else was selected, and computed once for every check that uses them. A run the real
+    batch cannot feed (a loss that rejects its labels) is left out: data_integrity says why."""
+    probes = (
+        ("the first gradient step", lambda: ctx.shared(gradient_step).nonfinite),
+        (OVERFIT_RUN, lambda: ctx.shared(small_batch_run, OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))).curve.nonfinite),
+        (SHORT_RUN, lambda: ctx.shared(short_run, ShortRunSettings.from_thresholds(ctx.thresholds("prediction_collapse"))).curve.nonfinite),
     )
+    runs = []
+    for name, event in probes:
+        try:
+            runs.append((name, event()))
+        except (IndexError, ValueError, RuntimeError):  # the loss rejects the real batch
+            continue
+    return runs
 
 
 def _failure(events: list[NonFiniteEvent], metrics: dict[str, Any]) -> Finding:
@@ -84,20 +92,7 @@ def _failure(events: list[NonFiniteEvent], metrics: dict[str, Any]) -> Finding:
         tuple((e.phase, e.step, e.where, e.kind, e.op or "-") for e in events),
     )
     evidence = tuple(f"{e.phase}, step {e.step}: {_describe(e)}" for e in events[:5])
-    return Finding(Status.FAIL, summary, metrics, evidence, tables=(table,), fix=_fix(first))
-
-
-def _configured_run(ctx: Context, steps: int) -> tuple[Curve, str]:
-    """A run of the configured setup, unchanged, and its name: the short run when one was made
-    (a non-finite loss ends it early, which is what is looked for), else ``steps`` full-batch
-    steps of its own. ``fit`` records what breaks in either."""
-    earlier = ctx.computed(short_run)
-    if earlier:
-        return earlier[0].curve, SHORT_RUN
-    inputs, targets = ctx.batch(ctx.samples_within(INPUT_ELEMENTS, most=BATCH))
-    model = ctx.subject.fresh_model()
-    ctx.seed_everything()
-    return fit(ctx, model, inputs, targets, steps, make_optimizer(ctx, model), PHASE), PHASE
+    return Finding(Status.FAIL, summary, metrics, evidence, tables=(table,), fix=_fix(first), codes=(f"nonfinite_{first.kind}",))
 
 
 def _describe(event: NonFiniteEvent) -> str:

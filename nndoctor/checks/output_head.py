@@ -18,13 +18,15 @@ came from. Each pairing is then judged by what it does to learning:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from nndoctor.context import Context
+from nndoctor.problems import Problem, codes_of
+from nndoctor.problems import worst as most_severe
 from nndoctor.probes.data import dataset_targets, ignore_index
 from nndoctor.probes.head import ACTIVATION_RANGES, HeadTrace, LossUse, OpRecord, head_trace, producer_behind
 from nndoctor.result import Finding, Status, Table
@@ -85,17 +87,6 @@ def output_stats(output: torch.Tensor, tolerance: float) -> OutputStats:
         is_probabilities=bool(prob_dims),
         is_log_probabilities=bool(log_prob_dims),
     )
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One judged aspect of the head; a PASS problem is a statement of what was found fine."""
-
-    status: Status
-    summary: str
-    evidence: tuple[str, ...] = ()
-    fix: str | None = None
-    metrics: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,7 +198,7 @@ def _judge_logits(seen: Seen) -> list[Problem]:
              f"at most {cap:.0%} likely over {classes} classes, and the gradients shrink as the softmax saturates"),
             fix=f"Remove {seen.removal} and return the logits; keep {seen.loss} (it applies log-softmax itself). "
                 f"Apply softmax only where you need probabilities, after the loss.",
-            metrics={"confidence_cap": cap},
+            metrics={"confidence_cap": cap}, code="probabilities_to_ce",
         )]
     if _log_of_probabilities(seen):
         return [_unstable_log(seen)]
@@ -231,7 +222,7 @@ def _squashed_logits(seen: Seen, classes: int) -> list[Problem]:
         return [Problem(
             Status.FAIL, f"{what}: the true class can reach at most {cap:.0%} probability over {classes} classes",
             (f"{seen.source} → {seen.loss}; outputs in [{seen.stats.low:.3g}, {seen.stats.high:.3g}]",),
-            fix=fix, metrics={"confidence_cap": cap},
+            fix=fix, metrics={"confidence_cap": cap}, code="squashed_logits",
         )]
     if seen.head_name == "relu":
         return [Problem(
@@ -239,14 +230,14 @@ def _squashed_logits(seen: Seen, classes: int) -> list[Problem]:
             f"logits clipped at 0 by {seen.source}: a class whose logit is negative gets no gradient "
             f"({seen.stats.zero_share:.0%} of logits are exactly 0 at init)",
             (f"{seen.source} → {seen.loss}; logits can rise but never fall below 0",),
-            fix=fix, metrics={"zero_share": seen.stats.zero_share},
+            fix=fix, metrics={"zero_share": seen.stats.zero_share}, code="relu_on_logits",
         )]
     if seen.trace.scaled:  # tanh(x) * 30 and the like: a deliberate, wide enough range
         return []
     return [Problem(
         Status.WARN, f"the logits pass through an activation ({seen.source}) before {seen.loss}",
         (f"outputs in [{seen.stats.low:.3g}, {seen.stats.high:.3g}]; logits usually come straight from a Linear layer",),
-        fix=fix,
+        fix=fix, code="activation_on_logits",
     )]
 
 
@@ -261,13 +252,13 @@ def _judge_binary_logits(seen: Seen) -> list[Problem]:
             Status.FAIL, f"{what}: predicted probabilities stay within [{low:.2f}, {high:.2f}]",
             (f"{seen.source} → {seen.loss}; outputs in [{seen.stats.low:.3g}, {seen.stats.high:.3g}]",),
             fix=f"Drop {seen.removal} and return raw logits; keep {seen.loss} (it applies the sigmoid itself, stably).",
-            metrics={"reachable_low": low, "reachable_high": high},
+            metrics={"reachable_low": low, "reachable_high": high}, code="squashed_logits",
         )]
     if seen.head_is_activation and not seen.trace.scaled:
         return [Problem(
             Status.WARN, f"the logits pass through an activation ({seen.source}) before {seen.loss}",
             ("logits usually come straight from a Linear layer",),
-            fix=f"Drop {seen.removal} and return raw logits.",
+            fix=f"Drop {seen.removal} and return raw logits.", code="activation_on_logits",
         )]
     return [Problem(Status.PASS, f"raw logits from {seen.source} into {seen.loss}")]
 
@@ -281,7 +272,7 @@ def _judge_log_probs(seen: Seen) -> list[Problem]:
             (f"{seen.source} → {seen.loss}; {seen.rows}",
              "the loss works on p instead of log p (NLLLoss becomes -p, bounded in [-1, 0]), so confident "
              "mistakes cost almost nothing"),
-            fix=f"Replace {seen.removal} by {log_softmax}{better}.",
+            fix=f"Replace {seen.removal} by {log_softmax}{better}.", code="probabilities_to_nll",
         )]
     if _log_of_probabilities(seen):
         return [_unstable_log(seen)]
@@ -293,7 +284,7 @@ def _judge_log_probs(seen: Seen) -> list[Problem]:
         Status.FAIL, f"{seen.loss} receives outputs that are not log-probabilities ({lse_text})",
         (f"{seen.source} → {seen.loss}; the loss reads its input as log-probabilities, so unnormalized scores "
          f"let it fall without bound by inflating the target's entries",),
-        fix=f"End the model with {log_softmax}{better}.",
+        fix=f"End the model with {log_softmax}{better}.", code="not_log_probabilities",
     )]
 
 
@@ -310,7 +301,7 @@ def _judge_probabilities(seen: Seen) -> list[Problem]:
             Status.FAIL, f"{seen.loss} takes the log of probabilities computed by {seen.source}: numerically unstable",
             tuple(evidence),
             fix=f"Use {fused} and drop {seen.removal}: return raw logits and let the loss apply the "
-                f"{'sigmoid' if fused == 'BCEWithLogitsLoss' else 'softmax'} and the log in one stable step.",
+                f"{'sigmoid' if fused == 'BCEWithLogitsLoss' else 'softmax'} and the log in one stable step.", code=_log_code(seen),
         )]
     if seen.stats.low < 0 or seen.stats.high > 1:
         why = ("the log of a negative value is NaN" if seen.stats.low < 0
@@ -320,12 +311,12 @@ def _judge_probabilities(seen: Seen) -> list[Problem]:
             f"{seen.loss} takes the log of outputs in [{seen.stats.low:.3g}, {seen.stats.high:.3g}], which are not "
             f"probabilities: {why}",
             (f"{seen.source} → {seen.loss} ({seen.consumer})",),
-            fix=f"Return raw logits and use {fused}, which expects them.",
+            fix=f"Return raw logits and use {fused}, which expects them.", code="log_of_non_probabilities",
         )]
     return [Problem(
         Status.WARN, f"{seen.loss} takes the log of probabilities computed in the model ({seen.source})",
         ("a log of probabilities underflows once they saturate; fused losses on logits do not",),
-        fix=f"Return raw logits and use {fused}.",
+        fix=f"Return raw logits and use {fused}.", code=_log_code(seen),
     )]
 
 
@@ -350,7 +341,7 @@ def _judge_values(seen: Seen) -> list[Problem]:
             (f"the model cannot predict a value outside {_range(seen.trace.bounds)}",),
             fix=f"Use a linear output for regression: drop {_what(limiter)} (or rescale the targets into "
                 f"{_range(seen.trace.bounds)} and back).",
-            metrics=metrics,
+            metrics=metrics, code="targets_outside_bounded_output",
         )]
     evidence = (f"{outside:.1%} of targets lie outside the bound",) if outside > 0 else ()
     return [Problem(Status.PASS, f"{bounded}; targets in [{t_low:.3g}, {t_high:.3g}] lie within it", evidence, metrics=metrics)]
@@ -374,6 +365,12 @@ def _what(op: OpRecord | None) -> str:
     return f"{op.call}() at the end of {op.module_type}.forward"
 
 
+def _log_code(seen: Seen) -> str:
+    """BCELoss on probabilities is the classic sigmoid + BCELoss; any other log-loss on
+    probabilities computed in the model is a softmax (or sigmoid) before a log."""
+    return "bce_on_probabilities" if seen.loss.endswith("BCELoss") else "log_of_probabilities"
+
+
 def _log_of_probabilities(seen: Seen) -> bool:
     """log(softmax(x)) computed in two steps inside the model."""
     behind = producer_behind(seen.trace.head)
@@ -388,7 +385,7 @@ def _unstable_log(seen: Seen) -> Problem:
         f"give log 0 = -inf",
         (f"{behind.where} → {seen.source} → {seen.loss}",),
         fix="Use F.log_softmax(logits, dim=1), one stable op, instead of log(softmax(...)); or return the logits "
-            "and use CrossEntropyLoss.",
+            "and use CrossEntropyLoss.", code="log_softmax_in_two_steps",
     )
 
 
@@ -456,7 +453,7 @@ def _judge_width(seen: Seen, labels: Labels | None) -> list[Problem]:
             Status.FAIL, f"1-wide output with {seen.loss}: {why}", (f"the loss receives shape {seen.use.shape}",),
             fix=f"{head_fix}; for a binary task you may instead keep one output and use BCEWithLogitsLoss with "
                 f"float 0/1 targets.",
-            metrics=metrics,
+            metrics=metrics, code="single_logit",
         )]
     if classes is None:
         return []
@@ -464,7 +461,7 @@ def _judge_width(seen: Seen, labels: Labels | None) -> list[Problem]:
         return [Problem(
             Status.FAIL, f"output width {width} but labels reach {classes - 1}: labels >= {width} have no logit",
             ("the loss raises on those labels (see data_integrity)",),
-            fix=f"{head_fix} (labels 0..{classes - 1}), or map the labels into 0..{width - 1}.", metrics=metrics,
+            fix=f"{head_fix} (labels 0..{classes - 1}), or map the labels into 0..{width - 1}.", metrics=metrics, code="too_narrow",
         )]
     # A single label value lists no classes (data_integrity and class_balance speak to it); a class
     # list the dataset declares (torchvision's ``classes``) accounts for the logits it covers.
@@ -498,7 +495,7 @@ def _too_wide(labels: Labels, width: int, metrics: Mapping[str, Any]) -> Problem
     return Problem(
         status, f"output width {width} for labels 0..{classes - 1}: {unused}", evidence,
         fix=f"{_head_fix(classes)} (labels 0..{classes - 1}), unless those classes exist in data not shown here.",
-        metrics=metrics,
+        metrics=metrics, code="too_wide",
     )
 
 
@@ -533,9 +530,6 @@ def _metrics(seen: Seen, expects: str) -> dict[str, Any]:
     }
 
 
-SEVERITY = {Status.FAIL: 2, Status.WARN: 1, Status.PASS: 0}
-
-
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     trace = ctx.shared(head_trace)
     _, scan_targets = ctx.scan()
@@ -553,7 +547,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
             head_where=seen.source,
         )
     problems = JUDGES[expects](seen) + _judge_width(seen, _labels(ctx))
-    worst = max(problems, key=lambda p: SEVERITY[p.status])  # first of the worst: the head before the width
+    worst = most_severe(problems)  # first of the worst: the head before the width
     metrics = _metrics(seen, expects)
     for problem in problems:
         metrics.update(problem.metrics)
@@ -567,4 +561,5 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         tuple(evidence),
         _path_table(trace),
         fix=worst.fix,
+        codes=codes_of(problems),
     )

@@ -12,48 +12,14 @@ is slow, not broken, and only warned about.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping
 
+from nndoctor import run_description
 from nndoctor.context import Context
-from nndoctor.curves import Pattern, Reading, accuracy_fell, never_beat, sample_points, unbounded_below
-from nndoctor.probes.overfit import PHASE, OverfitRun, OverfitSettings, small_batch_run
-from nndoctor.result import Finding, PlotData, Status
+from nndoctor.curves import Pattern, Reading, accuracy_fell, never_beat, unbounded_below
+from nndoctor.probes.overfit import OverfitRun, OverfitSettings, small_batch_run
+from nndoctor.result import Finding, Status
 
-FIXES = {
-    Pattern.EXPLODING: (
-        "Lower the learning rate 10x at a time until the loss falls smoothly; clip gradients "
-        "(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)); use fused losses "
-        "(CrossEntropyLoss on logits, BCEWithLogitsLoss) instead of log(softmax) or log(sigmoid) by hand. "
-        "The numerics check names the module where NaN/Inf first appeared."
-    ),
-    Pattern.RISING: (
-        "Training is climbing the loss: look for a sign error. The loss must be minimized (no "
-        "`-criterion(...)`, no maximize=True, a positive learning rate, `p -= lr * grad` in a "
-        "hand-written update) and must measure error, not agreement (e.g. not a similarity or accuracy)."
-    ),
-    Pattern.OSCILLATING: (
-        "Lower the learning rate 3-10x (or add warm-up). If the loss still jumps at a small learning rate, "
-        "look for contradictory labels (identical inputs with different targets, targets misaligned with inputs) "
-        "and for randomness in forward() that stays on in training (F.dropout, added noise)."
-    ),
-    Pattern.PLATEAU: (
-        "Nothing is being learned. Raise the learning rate 10x; check that every layer gets gradients "
-        "(gradient_flow: no detach()/no_grad(), parameters in the optimizer), that the weights are not "
-        "zero or identical (weight_init), that ReLUs are alive (dead_relu), and that the inputs actually "
-        "reach the model and the targets line up with them (input_dependence, data_integrity)."
-    ),
-    Pattern.DROP_THEN_FLAT: (
-        "The initialization is inadequate (seed 002, 'Steep loss reduction'): use the default / He "
-        "initialization for ReLU layers and Glorot for tanh/sigmoid, a small final layer, and check for "
-        "units killed by the first large steps (dead_relu, saturation); a lower learning rate helps with the latter."
-    ),
-    Pattern.STILL_FALLING: (
-        "The model learns, slowly: raise the learning rate (3x at a time, watching for instability) or give "
-        "the run more steps (threshold max_steps). Plain SGD without momentum is often this slow: use momentum "
-        "0.9 or Adam."
-    ),
-}
 SAME_OUTPUT = 1e-5  # outputs varying less than this (relative) across samples are identical
 STILL_WEIGHTS = 1e-3  # weights moving less than 0.1% of their size over the whole run did not train
 STALL_PROGRESS = 0.3  # a plateau after removing this share of the excess loss is a stall, not inaction
@@ -84,16 +50,21 @@ FLOOR_FIX = (
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     settings = OverfitSettings.from_thresholds(thresholds)
     result = ctx.shared(small_batch_run, settings)
-    metrics = _metrics(result)
-    evidence = (_trace(result), _goal_line(result), *_accuracy_line(result), f"trained on {_samples(result, ctx)}")
-    plots = (_plot(result),)
+    metrics = run_description.metrics(result)
+    evidence = (
+        run_description.trace_line(result), run_description.goal_line(result),
+        *run_description.accuracy_lines(result), f"trained on {_samples(result, ctx)}",
+    )
+    plots = (run_description.loss_plot(
+        result, "overfit_loss", f"Overfitting {result.settings.samples} samples (regularization off)", "training loss",
+    ),)
     if result.reached:
         return Finding(Status.PASS, _success(result), metrics, evidence, plots=plots)
     reading = result.reading
     cause_lines, fix = _cause(result, reading, ctx)
     status = Status.WARN if reading.pattern is Pattern.STILL_FALLING else Status.FAIL
     summary = SUMMARIES[reading.pattern](result, reading)
-    return Finding(status, summary, metrics, (*cause_lines, *evidence), fix=fix, plots=plots)
+    return Finding(status, summary, metrics, (*cause_lines, *evidence), fix=fix, plots=plots, codes=(reading.pattern.value,))
 
 
 def _success(result: OverfitRun) -> str:
@@ -172,7 +143,7 @@ def _cause(result: OverfitRun, r: Reading, ctx: Context) -> tuple[tuple[str, ...
             f"the optimizer's first step climbed the loss (predicted change +{change:.3g}; "
             "any optimizer that minimizes makes it negative)"
         )
-    lines.extend(_nonfinite_lines(ctx))
+    lines.extend(run_description.nonfinite_lines(result))
     if result.random_forward:
         lines.append(
             "the same weights gave two different losses: the forward pass is random even with dropout modules "
@@ -185,7 +156,7 @@ def _cause(result: OverfitRun, r: Reading, ctx: Context) -> tuple[tuple[str, ...
             "the outputs do not depend on the inputs"
         )
     if r.pattern is not Pattern.PLATEAU:
-        return tuple(lines), FIXES[r.pattern]
+        return tuple(lines), run_description.FIXES[r.pattern]
     if same_output:
         return tuple(lines), CONSTANT_FIX
     line, fix = _plateau_cause(result, r)
@@ -213,22 +184,14 @@ def _plateau_cause(result: OverfitRun, r: Reading) -> tuple[str | None, str]:
         return (
             f"the loss never went below {goal.baseline:.3g}, the loss of the best constant prediction "
             "(class prior / target mean): nothing was learned from the inputs",
-            FIXES[r.pattern],
+            run_description.FIXES[r.pattern],
         )
     if r.progress >= STALL_PROGRESS:
         return (
             f"the loss fell by {r.progress:.0%} of the way to the floor, then stopped: some samples cannot be fit",
             STALL_FIX,
         )
-    return None, FIXES[r.pattern]
-
-
-def _nonfinite_lines(ctx: Context) -> list[str]:
-    events = [e for e in ctx.nonfinite if e.phase == PHASE]
-    return [
-        f"first non-finite value at step {e.step}: " + (e.where if e.where == e.kind else f"{e.kind} of {e.where}")
-        for e in events[:1]
-    ]
+    return None, run_description.FIXES[r.pattern]
 
 
 def _all_right(result: OverfitRun) -> bool:
@@ -240,30 +203,6 @@ def _share(part: float, whole: float) -> str:
     return f"{part / whole:.1%}" if whole > 0 and part >= 0 else "n/a"
 
 
-def _trace(result: OverfitRun) -> str:
-    losses = result.curve.losses
-    return "loss at step " + ", ".join(f"{i}: {losses[i]:.3g}" for i in sample_points(len(losses) - 1))
-
-
-def _goal_line(result: OverfitRun) -> str:
-    goal = result.goal
-    reference = (
-        f"{1 - result.settings.loss_ratio:.0%} of the way from the best constant prediction's {goal.baseline:.3g} "
-        f"to the floor {goal.floor:.3g}"
-        if goal.baseline is not None and goal.baseline > goal.floor
-        else "relative to the initial loss: this loss has no usable constant baseline"
-    )
-    text = f"goal: loss <= {goal.loss:.3g} ({reference})"
-    if goal.min_accuracy is not None:
-        text += f" and accuracy >= {goal.min_accuracy:g}"
-    return text
-
-
-def _accuracy_line(result: OverfitRun) -> tuple[str, ...]:
-    acc = result.curve.accuracies
-    return (f"accuracy {acc[0]:.2f} at step 0 -> {acc[-1]:.2f} at step {len(acc) - 1}",) if acc else ()
-
-
 def _samples(result: OverfitRun, ctx: Context) -> str:
     return (
         f"{min(result.settings.samples, ctx.dataset_size)} samples, full batch, dropout off, weight decay 0, "
@@ -271,42 +210,3 @@ def _samples(result: OverfitRun, ctx: Context) -> str:
     )
 
 
-def _metrics(result: OverfitRun) -> dict[str, Any]:
-    curve, goal, r = result.curve, result.goal, result.reading
-    metrics: dict[str, Any] = {
-        "reached": curve.reached_goal,
-        "steps": curve.steps,
-        "initial_loss": curve.initial,
-        "final_loss": curve.final,
-        "goal_loss": goal.loss,
-        "floor": goal.floor,
-        "constant_baseline": goal.baseline,
-        "first_step_change": curve.first_step_change,
-    }
-    if curve.accuracies:
-        metrics.update(initial_accuracy=curve.accuracies[0], final_accuracy=curve.accuracies[-1])
-    if r is not None:
-        metrics.update(
-            pattern=r.pattern.value, level=r.level, best_loss=r.best, peak_loss=r.peak,
-            tail_drop=r.tail_drop, steps_to_goal=r.steps_to_target, nonfinite_step=r.nonfinite_step,
-            weight_change=result.weight_change, output_spread=result.output_spread,
-            random_forward=result.random_forward,
-        )
-    return metrics
-
-
-def _plot(result: OverfitRun) -> PlotData:
-    curve, goal = result.curve, result.goal
-    finite = [(i, v) for i, v in enumerate(curve.losses) if math.isfinite(v)]  # NaN/Inf cannot be drawn
-    series = [
-        ("training loss", tuple(i for i, _ in finite), tuple(v for _, v in finite)),
-        ("goal", (0, curve.steps), (goal.loss, goal.loss)),
-    ]
-    if goal.baseline is not None:
-        series.append(("best constant prediction", (0, curve.steps), (goal.baseline, goal.baseline)))
-    positive = all(v > 0 for _, _, ys in series for v in ys)
-    return PlotData(
-        name="overfit_loss",
-        title=f"Overfitting {result.settings.samples} samples (regularization off)",
-        xlabel="step", ylabel="loss", series=tuple(series), log_y=positive,
-    )

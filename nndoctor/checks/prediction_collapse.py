@@ -123,21 +123,21 @@ def judge(ctx: Context, result: ShortRun, after: list[Spread], before: list[Spre
             f"{s.pinned_wrong:.0%} of samples get probability exactly 1.0 for a wrong answer{s.decisions.where} "
             f"after {result.curve.steps} steps: {_pinned_consequence(s.decisions)}"
         )
-        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx))
+        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx), codes=("pinned_wrong",))
     if _collapsed(s, thresholds):
         k = s.top
         summary = (
             f"{s.predicted[k]:.0%} of predictions go to {s.decisions.choice(k)} after {result.curve.steps} steps, "
             f"which holds {s.labelled[k]:.0%} of the labels; mean probability given to it {s.mass[k]:.2f}"
         )
-        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _collapse_fix(ctx, s))
+        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _collapse_fix(ctx, s), codes=("one_class_takes_over",))
     if alike is not None and _alike(alike, s, thresholds):
         summary = (
             f"logits are large and alike after {result.curve.steps} steps: common value {alike.common:.3g}, "
             f"spread across classes only {alike.difference:.3g}; accuracy {s.accuracy:.2f}, no better than "
             f"always predicting the commonest class ({float(s.labelled.max()):.2f})"
         )
-        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx))
+        return Finding(Status.FAIL, summary, metrics, evidence, tables, fix=fix or _lr_fix(ctx), codes=("large_equal_logits",))
     k = s.top
     summary = (
         f"predictions spread like the labels after {result.curve.steps} steps: the most predicted, "
@@ -149,7 +149,8 @@ def judge(ctx: Context, result: ShortRun, after: list[Spread], before: list[Spre
 
 def _pinned_consequence(d: Decisions) -> str:
     if d.emits_probabilities:  # the loss takes the log of what the model emitted (seed 000)
-        return "the log of the right answer's probability is -inf (or the clip value) and no gradient flows back through the saturated softmax"
+        return ("the softmax the model applies is saturated, so no gradient flows back through it, and a loss that "
+                "takes the log of these probabilities gets log 0 = -inf for those samples")
     return "the logits have drifted so far apart that the softmax saturates in float32 (a gap above ~17)"
 
 

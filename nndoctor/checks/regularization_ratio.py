@@ -132,6 +132,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         return Finding(
             Status.FAIL, f"regularization(model) returned {pulls.penalty.value} at init",
             fix="Make regularization(model) finite: look for a log or a division of weights that can be 0.",
+            codes=("penalty_not_finite",),
         )
     if pulls.data_gradient == 0:
         return Finding.skip("the data loss has no gradient at init, so nothing to weigh the regularization against; see gradient_flow")
@@ -142,6 +143,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         evidence=(*(_group_line(g) for g in shown), *_penalty_lines(pulls.penalty)),
         tables=(_table(shown),) if shown else (),
         fix=_fix(pulls) if status is not Status.PASS else None,
+        codes=("dominates",) if status.is_problem else (),
     )
 
 

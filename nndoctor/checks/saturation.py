@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-from nndoctor.checks.dead_relu import share_plot, share_status
+from nndoctor.problems import share_plot, share_status
 from nndoctor.context import Context
 from nndoctor.probes.trace import SATURATED_SHARE, SATURATING_KINDS, ActivationStats, Trace, TraceUnavailable, trace
 from nndoctor.result import Finding, Status, Table
@@ -127,4 +127,5 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     return Finding(
         status, _summary(status, worst, saturated[worst.name], layers, len(problems)), metrics, tuple(evidence),
         tables=(_table(layers, saturated),), fix=_fix(problems) if problems else None, plots=(plot,),
+        codes=("saturated_units",) if problems else (),
     )

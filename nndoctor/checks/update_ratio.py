@@ -52,10 +52,11 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         f"loss on the same batch {probe.loss:.4g} before the step, {probe.loss_after:.4g} after",
         *_not_judged(probe),
     )
-    status, verdict = _judge(typical, probe, thresholds)
+    status, verdict, codes = _judge(typical, probe, thresholds)
     return Finding(
         status, f"{_headline(median, typical, len(judged), probe, lr)}: {verdict}", metrics, evidence,
         tables=(_table(probe),), fix=_fix(typical, lr) if status is not Status.PASS else None, plots=(_plot(judged),),
+        codes=codes,
     )
 
 
@@ -77,19 +78,19 @@ def _headline(median: float, typical: float, count: int, probe: StepProbe, lr: f
     return text
 
 
-def _judge(typical: float, probe: StepProbe, thresholds: Mapping[str, Any]) -> tuple[Status, str]:
+def _judge(typical: float, probe: StepProbe, thresholds: Mapping[str, Any]) -> tuple[Status, str, tuple[str, ...]]:
     rose = probe.loss_after is not None and not probe.loss_after <= probe.loss  # NaN after counts as a rise
     if not math.isfinite(typical) or typical > thresholds["high_fail"]:
-        return Status.FAIL, f"far too large (> {thresholds['high_fail']:g}): the step overwrites the weights"
+        return Status.FAIL, f"far too large (> {thresholds['high_fail']:g}): the step overwrites the weights", ("too_large",)
     if typical > thresholds["high_warn"]:
         if rose:  # a gradient step small enough lowers the loss on its own batch: this one overshoots
-            return Status.FAIL, f"too large (> {thresholds['high_warn']:g}): the loss on the same batch rose after the step"
-        return Status.WARN, f"large (> {thresholds['high_warn']:g}): training is likely to jump around or diverge"
+            return Status.FAIL, f"too large (> {thresholds['high_warn']:g}): the loss on the same batch rose after the step", ("too_large",)
+        return Status.WARN, f"large (> {thresholds['high_warn']:g}): training is likely to jump around or diverge", ("too_large",)
     if typical < thresholds["low_fail"]:
-        return Status.FAIL, f"far too small (< {thresholds['low_fail']:g}): the weights barely move"
+        return Status.FAIL, f"far too small (< {thresholds['low_fail']:g}): the weights barely move", ("too_small",)
     if typical < thresholds["low_warn"]:
-        return Status.WARN, f"small (< {thresholds['low_warn']:g}): the network learns very slowly"
-    return Status.PASS, f"healthy (within {thresholds['low_warn']:g}-{thresholds['high_warn']:g}; about {HEALTHY:g} is typical)"
+        return Status.WARN, f"small (< {thresholds['low_warn']:g}): the network learns very slowly", ("too_small",)
+    return Status.PASS, f"healthy (within {thresholds['low_warn']:g}-{thresholds['high_warn']:g}; about {HEALTHY:g} is typical)", ()
 
 
 def _fix(typical: float, lr: float | None) -> str:

@@ -36,6 +36,7 @@ from torch import nn
 
 from nndoctor import training
 from nndoctor.context import Context
+from nndoctor.problems import worst_status
 from nndoctor.probes.step import EMBEDDINGS, NORM_LAYERS, step_batch_size
 from nndoctor.result import Finding, PlotData, Status, Table
 
@@ -81,6 +82,7 @@ class Judgement:
     scheme: str
     status: Status
     problem: str | None
+    code: str = ""  # the finding code of the problem
 
     @property
     def off_by(self) -> float | None:
@@ -271,11 +273,14 @@ def _judge(layer: Layer, degenerate: str | None, excuse: str | None, thresholds:
     if degenerate:
         if excuse:
             return judgement
-        return replace(judgement, status=Status.FAIL, problem=f"{layer.name}: {degenerate}{_degenerate_detail(layer, degenerate)}")
+        return replace(
+            judgement, status=Status.FAIL, problem=f"{layer.name}: {degenerate}{_degenerate_detail(layer, degenerate)}",
+            code="symmetric_weights",
+        )
     if embedding or weight.numel() < MIN_ELEMENTS:
         return judgement
-    status, problem = _judge_scale(judgement, thresholds)
-    return replace(judgement, status=status, problem=problem)
+    status, problem, code = _judge_scale(judgement, thresholds)
+    return replace(judgement, status=status, problem=problem, code=code)
 
 
 def _degenerate_detail(layer: Layer, degenerate: str) -> str:
@@ -286,7 +291,7 @@ def _degenerate_detail(layer: Layer, degenerate: str) -> str:
     return f" ({value:g} everywhere: every unit computes the same thing, symmetry is never broken)"
 
 
-def _judge_scale(j: Judgement, thresholds: Mapping[str, Any]) -> tuple[Status, str | None]:
+def _judge_scale(j: Judgement, thresholds: Mapping[str, Any]) -> tuple[Status, str | None, str]:
     off = j.off_by
     # A normalization layer right after rescales the output, so the scale only matters again once
     # the output variance nears the norm's eps: there only an extreme scale is worth a warning.
@@ -297,10 +302,10 @@ def _judge_scale(j: Judgement, thresholds: Mapping[str, Any]) -> tuple[Status, s
         return status, (
             f"{j.layer.name}: std {j.std:.2g} is {off:.0f}x too {side} "
             f"(good schemes give {j.low:.2g}-{j.high:.2g}; {j.scheme} {j.recommended:.2g}{_before(j.layer)})"
-        )
+        ), f"scale_too_{side}"
     if j.std > 0 and abs(j.mean) > thresholds["mean_offset_warn"] * j.std:
-        return Status.WARN, f"{j.layer.name}: mean {j.mean:.2g} against std {j.std:.2g}: the weights are offset from zero"
-    return Status.PASS, None
+        return Status.WARN, f"{j.layer.name}: mean {j.mean:.2g} against std {j.std:.2g}: the weights are offset from zero", "offset_from_zero"
+    return Status.PASS, None, ""
 
 
 def _before(layer: Layer) -> str:
@@ -308,8 +313,7 @@ def _before(layer: Layer) -> str:
 
 
 def _finding(judged: list[Judgement], excused: dict[str, str], frozen: int) -> Finding:
-    statuses = {j.status for j in judged}
-    status = next((s for s in (Status.FAIL, Status.WARN) if s in statuses), Status.PASS)
+    status = worst_status(j.status for j in judged)
     problems = [j.problem for j in judged if j.problem and j.status is status]
     scaled = [j for j in judged if j.off_by is not None]
     worst = max(scaled, key=lambda j: j.off_by, default=None)
@@ -322,7 +326,8 @@ def _finding(judged: list[Judgement], excused: dict[str, str], frozen: int) -> F
     }
     if status is Status.PASS:
         summary = f"{len(judged)} weight tensors look well initialized" + (
-            f" (furthest out: {worst.layer.name} std {worst.std:.2g}, {worst.off_by:.1f}x outside {worst.low:.2g}-{worst.high:.2g})"
+            f"; {worst.layer.name} (std {worst.std:.2g}) is the furthest from the schemes' {worst.low:.2g}-{worst.high:.2g}, "
+            f"{worst.off_by:.1f}x, within tolerance"
             if worst and worst.off_by > NOTABLE else ""
         )
     else:
@@ -330,7 +335,10 @@ def _finding(judged: list[Judgement], excused: dict[str, str], frozen: int) -> F
     evidence = tuple(p for p in (j.problem for j in judged) if p) + tuple(
         f"{name}: {why}" for name, why in excused.items()
     ) + ((f"{frozen} frozen weight tensors not judged",) if frozen else ())
-    return Finding(status, summary, metrics, evidence, tables=(_table(judged),), fix=_fix(judged), plots=(_plot(scaled),))
+    codes = tuple(dict.fromkeys(j.code for j in judged if j.status is status and j.code))
+    return Finding(
+        status, summary, metrics, evidence, tables=(_table(judged),), fix=_fix(judged), plots=(_plot(scaled),), codes=codes,
+    )
 
 
 def _fix(judged: list[Judgement]) -> str | None:

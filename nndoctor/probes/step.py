@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from nndoctor import training
-from nndoctor.context import Context
+from nndoctor.context import Context, NonFiniteEvent
 from nndoctor.probes.initial import BATCH  # the initial pass's batch size: ctx.batch caches the batch
 
 # A backward pass keeps every activation: large inputs (224x224 images) get a smaller batch.
@@ -86,6 +86,7 @@ class StepProbe:
     passes: int  # backward passes run (1 unless gradients had to arrive through zero-initialized layers)
     optimizer: str  # e.g. "Adam"
     momentum: float  # SGD/RMSprop momentum of the first parameter group, 0 if none
+    nonfinite: NonFiniteEvent | None = None  # where a NaN/Inf loss or gradient of the step came from
 
     @property
     def finite(self) -> bool:
@@ -107,14 +108,14 @@ def gradient_step(ctx: Context) -> StepProbe:
     # step, parameter for parameter, without a snapshot of the copy (a whole model's worth of memory).
     before = [p.detach() for p in ctx.subject.model.parameters()]
     reached = {name: 1 for (name, _), g in zip(named, grads) if g.nonzero}
-    updates, loss_after, passes = [0.0] * len(named), None, 1
+    updates, loss_after, passes, nonfinite = [0.0] * len(named), None, 1, None
     if math.isfinite(loss) and all(g.finite for g in grads):
         optimizer.step()
         updates = [_norm(p.detach() - b.to(p.device)) for (_, p), b in zip(named, before)]
         loss_after = _loss_after_step(ctx, model, inputs, targets)
         passes = _wait_for_late_gradients(ctx, model, optimizer, inputs, targets, named, reached)
     else:
-        training.record_nonfinite(ctx, model, inputs, targets, "gradient step", 0)
+        nonfinite = training.nonfinite_event(ctx, model, inputs, targets, "gradient step", 0)
     held = {id(p) for group in optimizer.param_groups for p in group["params"]}
     modules = dict(model.named_modules())
     records = []
@@ -128,7 +129,7 @@ def gradient_step(ctx: Context) -> StepProbe:
             update_norm=update, gradient_step=reached.get(name),
         ))
     records.sort(key=lambda r: r.order)  # stable: registration order within one module
-    return StepProbe(loss, loss_after, tuple(records), passes, type(optimizer).__name__, _momentum(optimizer))
+    return StepProbe(loss, loss_after, tuple(records), passes, type(optimizer).__name__, _momentum(optimizer), nonfinite)
 
 
 def step_batch_size(ctx: Context) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from nndoctor.result import CheckResult, Report, Status, Table
+from nndoctor.result import Report, Status, Table
 
 LABEL = {
     Status.PASS: "PASS",
@@ -58,25 +58,22 @@ def is_numeric_column(table: Table, index: int) -> bool:
     return bool(values) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
-def fails_run(result: CheckResult, report: Report) -> bool:
-    """Whether this result makes the run fail: a failed check, or a warning when the run was asked
-    to fail on warnings (the rule behind ``Report.passed``)."""
-    return result.status is Status.FAIL or (result.status is Status.WARN and report.fail_on is Status.WARN)
-
-
 def counts_text(report: Report) -> str:
     counts = report.counts()
     parts = [f"{counts[s.value]} {s.value}" for s in SEVERITY_ORDER if counts[s.value]]
     return ", ".join(parts) or "no check ran"
 
 
-def verdict(report: Report) -> str:
-    return "PASSED" if report.passed else "FAILED"
-
-
 def summary_line(report: Report) -> str:
-    """The one line a CI log needs: 'nndoctor: FAILED — 2 fail, 1 warn, 10 pass (3.2s)'."""
-    return f"nndoctor: {verdict(report)} — {counts_text(report)} ({report.duration_s:.1f}s)"
+    """The one line a CI log needs: 'nndoctor: FAILED — 2 fail, 1 warn, 10 pass (3.2s)', and for
+    an incomplete run what could not be checked."""
+    line = f"nndoctor: {report.verdict} — {counts_text(report)} ({report.duration_s:.1f}s)"
+    reasons = report.incomplete_reasons
+    if reasons and not report.input_problem:
+        line += "; not checked: " + "; ".join(reasons)
+    elif report.input_problem:
+        line += "; the input could not be used (see above)"
+    return line
 
 
 def sections(results):

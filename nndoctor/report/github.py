@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from pathlib import PurePath
 
-from nndoctor.report.fmt import fails_run, one_line
+from nndoctor.report.fmt import one_line
 from nndoctor.result import CheckResult, Report, Status
 
 _DATA_ESCAPES = (("%", "%25"), ("\r", "%0D"), ("\n", "%0A"))
@@ -44,8 +44,8 @@ def command(name: str, message: str, **properties: str) -> str:
 
 
 def _level(result: CheckResult, report: Report) -> str | None:
-    if fails_run(result, report):
-        return "error"
+    if report.fails(result) or (result.status is Status.ERROR and not report.allow_errors):
+        return "error"  # a crashed check makes the run INCOMPLETE: it fails the job like a finding
     if result.status in (Status.WARN, Status.ERROR):
         return "warning"
     return None
@@ -82,6 +82,8 @@ def annotations(report: Report) -> list[str]:
         if model_file:
             properties["file"] = model_file
         lines.append(command(level, _message(result), **properties))
+    for reason in report.incomplete_reasons:
+        lines.append(command("error", f"not checked: {one_line(reason)}", title="nndoctor: INCOMPLETE"))
     return lines
 
 

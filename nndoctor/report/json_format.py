@@ -54,6 +54,8 @@ def as_dict(report: Report) -> dict[str, Any]:
         "target": report.target,
         "status": report.status.value,
         "passed": report.passed,
+        "verdict": report.verdict,
+        "incomplete": list(report.incomplete_reasons),
         "fail_on": report.fail_on.value,
         "task": report.task,
         "task_source": report.task_source,

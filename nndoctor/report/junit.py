@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from datetime import datetime, timedelta
 
 from nndoctor import __version__
-from nndoctor.report.fmt import LABEL, fails_run, is_numeric_column, one_line, table_cells
+from nndoctor.report.fmt import LABEL, is_numeric_column, one_line, table_cells
 from nndoctor.result import CheckResult, Report, Status, Table
 
 # Characters XML 1.0 cannot hold at all, not even escaped (control characters but tab/CR/LF,
@@ -70,7 +70,7 @@ def _testcase(suite: ET.Element, result: CheckResult, report: Report) -> None:
         suite, "testcase", classname=result.section, name=f"{result.id}: {result.title}", time=f"{result.duration_s:.3f}"
     )
     message = one_line(result.summary)  # viewers show the message as a heading
-    if fails_run(result, report):
+    if report.fails(result):
         _element(case, "failure", _details(result), message=message, type=LABEL[result.status].lower())
     elif result.status is Status.ERROR:
         _element(case, "error", _details(result) + (result.error or ""), message=message, type="error")
@@ -82,7 +82,7 @@ def _testcase(suite: ET.Element, result: CheckResult, report: Report) -> None:
 
 
 def _counts(report: Report) -> dict[str, str]:
-    failures = sum(fails_run(r, report) for r in report.results)
+    failures = sum(report.fails(r) for r in report.results)
     errors = sum(r.status is Status.ERROR for r in report.results)
     skipped = sum(r.status is Status.SKIP for r in report.results)
     return {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from nndoctor.report.fmt import LABEL, counts_text, is_numeric_column, one_line, sections, table_cells, verdict
+from nndoctor.report.fmt import LABEL, counts_text, is_numeric_column, one_line, sections, table_cells
 from nndoctor.result import CheckResult, Report, Status, Table, Timeline
 
 ICON = {Status.PASS: "✅", Status.WARN: "⚠️", Status.FAIL: "❌", Status.SKIP: "⏭️", Status.ERROR: "💥"}
@@ -61,6 +61,8 @@ def _check_section(result: CheckResult, plot_files) -> list[str]:
         lines += [f"- {_inline(e)}" for e in result.evidence] + [""]
     if result.fix:
         lines += [f"**Fix:** {_inline(result.fix)}", ""]
+    if result.codes:
+        lines += ["Finding: " + ", ".join(f"`{code}`" for code in result.codes), ""]
     for table in result.tables:
         # Problems show their tables; passing checks keep them folded away under their title.
         folded = not result.status.is_problem
@@ -94,10 +96,12 @@ def render(report: Report) -> str:
     lines = [
         f"# nndoctor report: {_code(report.target)}",
         "",
-        f"**{verdict(report)}**: {counts_text(report)} in {report.duration_s:.1f}s. "
+        f"**{report.verdict}**: {counts_text(report)} in {report.duration_s:.1f}s. "
         f"Task {_inline(report.task)} ({_inline(report.task_source)}), device {_inline(report.device)}, seed {report.seed}.",
         "",
     ]
+    if report.incomplete_reasons:
+        lines += ["## Not checked", "", *(f"- {_inline(reason)}" for reason in report.incomplete_reasons), ""]
     if report.causes:
         lines += ["## Likely causes", ""]
         for rank, cause in enumerate(report.causes, 1):

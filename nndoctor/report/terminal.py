@@ -13,6 +13,9 @@ string, so brackets such as "[B, 10]" are shown literally and can never break th
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import sys
 from pathlib import Path
 from typing import Iterator
 
@@ -23,7 +26,7 @@ from rich.table import Table as RichTable
 from rich.text import Text
 
 from nndoctor.catalog import CheckSpec, load_catalog
-from nndoctor.report.fmt import LABEL, fails_run, is_numeric_column, one_line, sections, summary_line, table_cells
+from nndoctor.report.fmt import LABEL, is_numeric_column, one_line, sections, summary_line, table_cells
 from nndoctor.result import CheckResult, Report, Status, Table
 
 STYLE = {
@@ -41,8 +44,40 @@ COLUMN_GAP = 2
 MIN_COLUMN = 12  # a text column is shortened down to this width before columns are dropped
 
 
+PIPE_WIDTH = 160  # lines wrap here when the output is not a terminal (a CI log, a file) and COLUMNS is unset
+
+
+class _Unpadded(io.TextIOBase):
+    """A stream that drops the spaces rich pads table cells and lines with: piped output is read
+    by people in CI logs and by grep, where trailing blanks are noise."""
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        *lines, self.pending = (self.pending + text).split("\n")
+        for line in lines:
+            self.stream.write(line.rstrip() + "\n")
+        return len(text)
+
+    def flush(self) -> None:
+        if self.pending:
+            self.stream.write(self.pending.rstrip())
+            self.pending = ""
+        self.stream.flush()
+
+
 def _console(console: Console | None, stderr: bool = False) -> Console:
-    return console or Console(stderr=stderr, highlight=False, soft_wrap=False, markup=False, emoji=False)
+    """The given console, or one on stdout/stderr: the terminal's width on a terminal; elsewhere
+    COLUMNS or a wide line, without padding."""
+    if console is not None:
+        return console
+    stream = sys.stderr if stderr else sys.stdout
+    options = dict(highlight=False, soft_wrap=False, markup=False, emoji=False)
+    if stream.isatty():
+        return Console(stderr=stderr, **options)
+    width = int(os.environ["COLUMNS"]) if os.environ.get("COLUMNS", "").isdigit() else PIPE_WIDTH
+    return Console(file=_Unpadded(stream), width=width, **options)
 
 
 def _indented(out: Console, renderable: RenderableType, indent: int = INDENT) -> None:
@@ -188,7 +223,7 @@ def _print_table(out: Console, table: Table) -> None:
 def print_problems(report: Report, console: Console | None = None) -> None:
     """One line per check that fails the run or crashed, on stderr: what --quiet still shows."""
     out = _console(console, stderr=True)
-    problems = [r for r in report.results if fails_run(r, report) or r.status is Status.ERROR]
+    problems = [r for r in report.results if report.fails(r) or r.status is Status.ERROR]
     id_width = max((len(r.id) for r in problems), default=0)
     for result in problems:
         _print_result(out, result, id_width, details=False)
@@ -197,7 +232,13 @@ def print_problems(report: Report, console: Console | None = None) -> None:
 def print_summary(report: Report, console: Console | None = None) -> None:
     """The one-line verdict, on stderr so that stdout can carry a report (or JSON) alone."""
     out = _console(console, stderr=True)
-    out.print(Text(summary_line(report), style="bold green" if report.passed else "bold red"))
+    style = {"PASSED": "bold green", "FAILED": "bold red"}.get(report.verdict, "bold yellow")
+    out.print(Text(summary_line(report), style=style))
+
+
+def print_wrote(path: Path, what: str, console: Console | None = None) -> None:
+    """One line on stderr per file written (--report, --json, --junit), as --plots does."""
+    _console(console, stderr=True).print(Text.assemble(("nndoctor: wrote ", "dim"), str(path), (f" ({what})", "dim")))
 
 
 def print_input_error(message: str, console: Console | None = None) -> None:
@@ -261,6 +302,14 @@ def render_spec(spec: CheckSpec, console: Console | None = None) -> None:
         _indented(out, grid, 2)
     else:
         out.print(Text("No thresholds.", style="dim"))
+    if spec.codes:
+        out.print(Text("Finding codes (in --json reports, per check: \"codes\")", style="bold"))
+        grid = RichTable.grid(padding=(0, 2))
+        grid.add_column(no_wrap=True)
+        grid.add_column(overflow="fold")
+        for code, title in spec.codes.items():
+            grid.add_row(Text(code), Text(title))
+        _indented(out, grid, 2)
     out.print(Text(f"Run it alone: nndoctor check model.py --only {spec.id}", style="dim"))
 
 
