@@ -1,8 +1,9 @@
 """What watching costs: the step time of a small CNN and a small transformer with and without
 nndoctor.watch at its default setting (heavy statistics every 10th step), printed as the ratio
-watched/unwatched. Blocks of steps alternate between the two so that machine noise hits both.
+watched/unwatched. Short blocks of steps alternate between the two and the medians are compared,
+so that the noise of a shared machine hits both alike.
 
-    python benchmarks/watch_overhead.py [--steps 200] [--rounds 5] [--sample-every 10] [--threads 1]
+    python benchmarks/watch_overhead.py [--steps 20] [--rounds 15] [--sample-every 10] [--threads 1]
 """
 
 from __future__ import annotations
@@ -73,8 +74,8 @@ def measure(make, steps: int, rounds: int, sample_every: int) -> tuple[float, fl
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="steps per block (a multiple of sample-every)")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="steps per block (a multiple of sample-every)")
+    parser.add_argument("--rounds", type=int, default=15, help="alternating watched/unwatched blocks")
     parser.add_argument("--sample-every", type=int, default=10)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()

@@ -204,3 +204,32 @@ def test_global_attach_finds_the_model_optimizer_and_loss_a_script_creates():
     codes = {e.code for e in watcher.events}
     assert all(e.step >= 200 for e in watcher.events) and "numerics.nonfinite_loss" in codes
     assert watcher.report().causes[0].key == "softmax_before_ce"
+
+
+def test_watch_script_runs_a_training_script_to_its_stop(tmp_path):
+    from nndoctor.watching import make_settings
+    from nndoctor.watching.attach import watch_script
+
+    script = tmp_path / "train.py"
+    script.write_text(
+        "import sys, torch\nfrom torch import nn\n"
+        "steps, nan_at = int(sys.argv[1]), int(sys.argv[2])\n"
+        "torch.manual_seed(0)\n"
+        "model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))\n"
+        "opt = torch.optim.SGD(model.parameters(), lr=0.1)\nloss_fn = nn.CrossEntropyLoss()\n"
+        "for step in range(steps):\n"
+        "    x, y = torch.randn(16, 4), torch.randint(0, 2, (16,))\n"
+        "    if step == nan_at:\n"
+        "        x[0, 0] = float('nan')  # a corrupt batch\n"
+        "    loss = loss_fn(model(x), y)\n"
+        "    opt.zero_grad(); loss.backward(); opt.step()\n"
+        "print('finished')\n"
+    )
+    result = watch_script(script, ["100", "60"], make_settings(alerts=False, stop_on="fail"))
+    assert result.stopped is not None and result.stopped.step == 60
+    assert result.stopped.code in ("numerics.nonfinite_output", "numerics.nonfinite_loss")
+    assert result.report.timeline.steps == 60
+    output = next(e for e in result.report.timeline.events.rows if e[2] == "numerics.nonfinite_output")
+    assert output[3] == "0"  # the first module whose output is NaN: the first Linear
+    sound = watch_script(script, ["100", "1000"], make_settings(alerts=False))
+    assert sound.stopped is None and sound.report.timeline.steps == 100 and not sound.report.timeline.events.rows

@@ -16,8 +16,12 @@ Only training losses are recorded (ones that require grad): validation passes do
 
 from __future__ import annotations
 
+import runpy
+import sys
 from contextlib import ExitStack, contextmanager
-from typing import IO, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -26,8 +30,9 @@ from torch.nn.modules.module import register_module_forward_hook
 from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
 
 from nndoctor.result import Report
+from nndoctor.watching.events import WatchEvent
 from nndoctor.watching.settings import WatchSettings
-from nndoctor.watching.watcher import Watcher
+from nndoctor.watching.watcher import Watcher, WatchStopped
 
 
 class GlobalWatch:
@@ -97,3 +102,33 @@ def attach_globally(settings: WatchSettings, stream: IO[str] | None = None) -> I
         yield watch
     finally:
         watch.close()
+
+
+def watch_script(path: str | Path, argv: Sequence[str], settings: WatchSettings, stream: IO[str] | None = None) -> ScriptWatch:
+    """Run the training script ``path`` with ``argv`` to its end (or until ``stop_on`` stops it)
+    under the global watch, as ``python path argv...`` would: ``sys.argv`` and ``sys.path[0]``
+    set for it and restored after. The script's own exceptions (and sys.exit) propagate; a stop
+    does not. For ``nndoctor run --watch``."""
+    path = Path(path)
+    saved_argv, saved_path = sys.argv, list(sys.path)
+    sys.argv = [str(path), *argv]
+    sys.path.insert(0, str(path.resolve().parent))
+    stopped = None
+    try:
+        with attach_globally(settings, stream) as watch:
+            try:
+                runpy.run_path(str(path), run_name="__main__")
+            except WatchStopped as exc:
+                stopped = exc.event
+    finally:
+        sys.argv = saved_argv
+        sys.path[:] = saved_path
+    report = watch.watcher.report() if watch.watcher is not None else None
+    return ScriptWatch(report=report, stopped=stopped, notes=tuple(watch.notes) if report is None else ())
+
+
+@dataclass(frozen=True)
+class ScriptWatch:
+    report: Report | None  # None when the script never stepped an optimizer on a model
+    stopped: WatchEvent | None
+    notes: tuple[str, ...] = ()
