@@ -146,6 +146,31 @@ def test_hooks_are_removed_and_the_loop_is_left_as_it_was():
     assert w.step_index == 1
 
 
+def test_validation_passes_under_no_grad_are_not_judged_as_training_outputs():
+    """A collapsed-looking validation output (every row class 0, sure of it) must not count."""
+    model = nn.Sequential(nn.Linear(4, 3))
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    x, y = torch.randn(64, 4), torch.arange(64) % 3
+    with nndoctor.watch(model, opt, alerts=False, sample_every=1, thresholds={"prediction_collapse": {"window": 64}}) as w:
+        for _ in range(5):
+            loss = nn.functional.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            with torch.no_grad():
+                model(torch.full((64, 4), 100.0) * model[0].weight[0].sign())  # validation: one class, sure
+            w.step(loss, y)
+            opt.step()
+    assert w.events == ()
+    with nndoctor.watch(model, opt, alerts=False, sample_every=1, thresholds={"prediction_collapse": {"window": 64}}) as w:
+        for _ in range(5):
+            loss = nn.functional.cross_entropy(model(torch.full((64, 4), 100.0) * model[0].weight[0].sign()), y)
+            opt.zero_grad()
+            loss.backward()
+            w.step(loss, y)
+            opt.step()
+    assert "prediction_collapse.one_class" in {e.code for e in w.events}  # the same output in training counts
+
+
 def test_stop_outside_a_with_block_raises_watch_stopped():
     model = nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

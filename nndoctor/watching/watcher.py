@@ -101,8 +101,8 @@ class Watcher:
         add(self.optimizer.register_step_post_hook(self._after_step))
 
     def _on_forward(self, module, args, kwargs, output) -> None:
-        if self._locating:
-            return
+        if self._locating or not torch.is_grad_enabled():
+            return  # a validation pass under no_grad is not the training step's output
         if not self._output_judged and self._output is not None:
             self._judge_outputs()  # the last iteration's step() never came: judge without labels
         tensor = prediction(output)
@@ -119,7 +119,7 @@ class Watcher:
 
     def _activation_hook(self, name: str, check: str, kind: str):
         def hook(module, args, output):
-            if not self._sampling or self._locating or not isinstance(output, torch.Tensor):
+            if not self._sampling or self._locating or not torch.is_grad_enabled() or not isinstance(output, torch.Tensor):
                 return
             if kind != "relu":
                 self._activations.append((name, check, saturated_share(output, kind)))
@@ -138,7 +138,7 @@ class Watcher:
         return hook
 
     def _on_softmax(self, module, args, output) -> None:
-        if self._sampling and args and isinstance(args[0], torch.Tensor):
+        if self._sampling and torch.is_grad_enabled() and args and isinstance(args[0], torch.Tensor):
             self._logits = args[0].detach()
 
     def before_update(self) -> None:
