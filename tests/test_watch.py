@@ -171,6 +171,28 @@ def test_validation_passes_under_no_grad_are_not_judged_as_training_outputs():
     assert "prediction_collapse.one_class" in {e.code for e in w.events}  # the same output in training counts
 
 
+def test_a_loss_that_goes_negative_raises_no_event():
+    """A Gaussian negative log-likelihood falls below 0 as the predicted variance shrinks: ratios
+    of such losses mean nothing, so no spike or divergence is read from them."""
+    torch.manual_seed(0)
+    x = torch.randn(512, 4)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.01 * torch.randn(512)
+    model = nn.Sequential(nn.Linear(4, 32), nn.Tanh(), nn.Linear(32, 2))
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    loss_fn = nn.GaussianNLLLoss()
+    with nndoctor.watch(model, opt, alerts=False) as w:
+        for step in range(400):
+            idx = torch.randint(0, 512, (32,))
+            out = model(x[idx])
+            loss = loss_fn(out[:, 0], y[idx], nn.functional.softplus(out[:, 1]) + 1e-6)
+            opt.zero_grad()
+            loss.backward()
+            w.step(loss)
+            opt.step()
+    assert min(v for _, v in w.judge.losses) < -1  # it did go negative
+    assert w.events == (), [e.line() for e in w.events]
+
+
 def test_stop_outside_a_with_block_raises_watch_stopped():
     model = nn.Linear(4, 2)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)

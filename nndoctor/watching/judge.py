@@ -19,6 +19,8 @@ from nndoctor.result import Status
 from nndoctor.watching.events import WatchEvent
 from nndoctor.watching.settings import WatchSettings
 
+MAX_LOSSES = 200_000  # losses kept for the timeline; older ones are thinned beyond it
+
 
 @dataclass(frozen=True)
 class LrChange:
@@ -144,6 +146,8 @@ class Judge:
             return
         t = self.settings.of("loss_trend")
         self.losses.append((step, value))
+        if len(self.losses) > MAX_LOSSES:  # a very long job: keep every other old loss for the timeline
+            self.losses[: MAX_LOSSES // 2] = self.losses[: MAX_LOSSES // 2 : 2]
         min_history = int(t["min_history"])
         starting = int(t["start_losses"])
         if self.start_level is None and len(self.losses) >= starting:
@@ -152,7 +156,8 @@ class Judge:
             self.start_level = min(self.losses[0][1], _median(v for _, v in self.losses[:starting]))
         if len(self._recent) >= min_history and self.start_level is not None:
             recent = _median(self._recent)
-            if value > float(t["spike_ratio"]) * recent and value > float(t["spike_floor"]) * self.start_level:
+            # ratios mean nothing for losses that can be negative (an ELBO, a log-likelihood)
+            if recent > 0 and value > float(t["spike_ratio"]) * recent and value > float(t["spike_floor"]) * self.start_level:
                 self._report(step, "loss_trend", "spike", Status.WARN,
                              f"the loss jumped to {value:.4g}, {value / max(recent, 1e-30):.0f}x its recent level {recent:.4g}",
                              value=value)
@@ -163,7 +168,7 @@ class Judge:
         level = self.level
         self.best_level = level if self.best_level is None else min(self.best_level, level)
         reference = min(self.best_level, self.start_level)  # a run that never got better is judged against its start
-        if level > float(t["diverge_ratio"]) * reference and level > self.start_level:
+        if reference > 0 and level > float(t["diverge_ratio"]) * reference and level > self.start_level:
             self._report(step, "loss_trend", "diverged", Status.FAIL,
                          f"the loss level rose to {level:.4g}, {level / max(reference, 1e-30):.1f}x its best "
                          f"{reference:.4g} and above its start {self.start_level:.4g}", value=level)
@@ -191,7 +196,7 @@ class Judge:
             return
         t = self.settings.of("lr_schedule")
         self._rising_min = min(self._rising_min, level)
-        if level > float(t["rise"]) * self._rising_min and level > float(t["floor"]) * (self.start_level or 0.0):
+        if self._rising_min > 0 and level > float(t["rise"]) * self._rising_min and level > float(t["floor"]) * (self.start_level or 0.0):
             lr_now = self.lrs[-1][1]
             self._report(step, "lr_schedule", "loss_rose", Status.WARN,
                          f"the loss level rose from {self._rising_min:.4g} to {level:.4g} while the learning rate went "
