@@ -112,3 +112,15 @@ def test_transformers_divergence_is_caught(tmp_path):
     trainer.train()
     assert "loss_trend.diverged" in {e.code for e in callback.watcher.events}
     assert callback.report.causes[0].key == "lr_too_high"
+
+
+def test_transformers_stop_on_fail_stops_before_the_update_and_removes_the_hooks(tmp_path):
+    callback, trainer = _train(tmp_path, lr=50.0, steps=60, stop_on="fail", save_last_good=tmp_path / "good.pt")
+    with pytest.raises(WatchStopped):
+        trainer.train()
+    report = callback.report  # closes the watcher
+    assert report.timeline.stopped and "loss_trend.diverged" in report.timeline.stopped
+    assert callback.watcher.step_index == callback.watcher.stopped.step  # the failing step was not applied
+    assert not trainer.model._forward_hooks
+    state = torch.load(tmp_path / "good.pt")
+    assert all(torch.isfinite(v).all() for v in state.values() if v.is_floating_point())
