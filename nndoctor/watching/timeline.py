@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 SECTION = "Watching a long job"
 MAX_PLOT_POINTS = 2000
 MAX_LR_ROWS = 20
+MAX_PLOT_EVENTS = 12  # events marked on the plot (the first ones: the start of the trouble); the table has all
 FAIL = (Status.FAIL,)
 
 # Likely causes of what the watcher saw. Primary evidence names the cause; supporting evidence is
@@ -145,7 +146,7 @@ def _plot(watcher: "Watcher") -> PlotData:
     stride = max(1, len(losses) // MAX_PLOT_POINTS)
     shown = losses[::stride]
     series = [("loss", tuple(s for s, _ in shown), tuple(v for _, v in shown))]
-    for event in watcher.events:
+    for event in watcher.events[:MAX_PLOT_EVENTS]:
         near = [v for s, v in losses if s <= event.step] or [v for _, v in losses[:1]]
         if near:
             series.append((f"step {event.step}: {event.code}", (event.step,), (near[-1],)))
@@ -165,6 +166,7 @@ def build_report(watcher: "Watcher") -> Report:
     report = Report(
         target=f"watch: {model}", task="watch", task_source="a watched training job", seed=0,
         device=str(next((p.device for p in watcher.model.parameters()), "cpu")), results=results,
+        duration_s=watcher.duration_s,
         notes=tuple(watcher.notes) + (f"Heavy statistics sampled every {watcher.settings.sample_every} steps.",),
         timeline=timeline,
     )

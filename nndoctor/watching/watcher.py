@@ -6,6 +6,7 @@ the hook that saw the problem; in the optimizer's step pre-hook that is before t
 from __future__ import annotations
 
 import math
+import time
 from contextlib import ExitStack
 from typing import Any, IO
 
@@ -75,6 +76,8 @@ class Watcher:
         self._before: list[torch.Tensor] | None = None
         self._good_state: dict[str, torch.Tensor] | None = None
         self._closed = False
+        self._started = time.perf_counter()
+        self._ended: float | None = None
         self._locating = False  # rerunning the forward to find a NaN's first module: hooks stay out
         names = {id(p): n for n, p in model.named_parameters()}
         in_optimizer = {id(p) for g in optimizer.param_groups for p in g["params"]}
@@ -245,6 +248,7 @@ class Watcher:
         """Remove every hook, close the events file and return the report with its Timeline."""
         if not self._closed:
             self._closed = True
+            self._ended = time.perf_counter()
             self._hooks.close()
             self.log.close()
         return self.report()
@@ -253,6 +257,11 @@ class Watcher:
         from nndoctor.watching.timeline import build_report
 
         return build_report(self)
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds watched (so far, while open)."""
+        return (self._ended or time.perf_counter()) - self._started
 
     @property
     def events(self) -> tuple[WatchEvent, ...]:
