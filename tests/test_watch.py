@@ -280,3 +280,10 @@ def test_watch_script_runs_a_training_script_to_its_stop(tmp_path):
     assert output[3] == "0"  # the first module whose output is NaN: the first Linear
     sound = watch_script(script, ["100", "1000"], make_settings(alerts=False))
     assert sound.stopped is None and sound.report.timeline.steps == 100 and not sound.report.timeline.events.rows
+
+
+def test_a_corrupt_batch_is_traced_to_the_first_module_and_never_reaches_the_weights():
+    run = cases.corrupt_batch(stop_on="fail")
+    first = run.watcher.events[0]
+    assert (first.step, first.code, first.module) == (run.onset, "numerics.nonfinite_output", "0")
+    assert run.steps == run.onset and all(torch.isfinite(p).all() for p in run.watcher.model.parameters())

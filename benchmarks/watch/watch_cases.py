@@ -156,6 +156,27 @@ def log_of_zero(steps: int = 400, **kw) -> CaseRun:
                  onset, lambda s: _set_lr(opt, 0.05 if s < onset else 20.0), **kw)
 
 
+def corrupt_batch(steps: int = 300, **kw) -> CaseRun:
+    """A data shard with a NaN feature from step 150 on (a broken preprocessing step): the first
+    Linear layer's output turns NaN and the weights follow after one update."""
+    torch.manual_seed(11)
+    x, y = blobs()
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    onset = 150
+    clean = batches(x, y, 64)
+
+    def data():
+        for step in range(steps):
+            xb, yb = next(clean)
+            if step >= onset:
+                xb = xb.clone()
+                xb[0, 3] = float("nan")
+            yield xb, yb
+
+    return _loop("corrupt_batch", model, opt, nn.CrossEntropyLoss(), data(), steps, onset, **kw)
+
+
 # -- sound runs -------------------------------------------------------------------------------
 
 def noisy(steps: int = 600, **kw) -> CaseRun:
@@ -244,5 +265,5 @@ def transformer_warmup_cosine(steps: int = 300, **kw) -> CaseRun:
                  lambda s: _set_lr(opt, lr_at(s)), **kw)
 
 
-FAULTS = (collapse_pinned, accuracy_to_chance, warmup_too_high, log_of_zero)
+FAULTS = (collapse_pinned, accuracy_to_chance, warmup_too_high, log_of_zero, corrupt_batch)
 SOUND = (noisy, warm_restarts, decay_to_zero, bf16_cnn, frozen_backbone, transformer_warmup_cosine)
