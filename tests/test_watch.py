@@ -287,3 +287,30 @@ def test_a_corrupt_batch_is_traced_to_the_first_module_and_never_reaches_the_wei
     first = run.watcher.events[0]
     assert (first.step, first.code, first.module) == (run.onset, "numerics.nonfinite_output", "0")
     assert run.steps == run.onset and all(torch.isfinite(p).all() for p in run.watcher.model.parameters())
+
+
+@pytest.mark.parametrize("act, spoil, code", [
+    (nn.ReLU, lambda layer: layer.bias.fill_(-100.0), "dead_relu.growing"),  # every unit below 0
+    (nn.Tanh, lambda layer: layer.weight.mul_(100.0), "saturation.growing"),  # every unit at +-1
+])
+def test_units_that_die_or_saturate_during_the_run_are_flagged_with_their_layer(act, spoil, code):
+    """What a bad update does to a hidden layer, applied at step 100 of a sound run."""
+    torch.manual_seed(0)
+    x, y = cases.blobs()
+    model = cases.mlp(act=act)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    data = cases.batches(x, y, 64)
+    with nndoctor.watch(model, opt, alerts=False) as w:
+        for step in range(160):
+            if step == 100:
+                with torch.no_grad():
+                    spoil(model[2])
+            xb, yb = next(data)
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            w.step(loss, yb)
+            opt.step()
+    event = next(e for e in w.events if e.code == code)
+    assert 100 <= event.step <= 130 and event.module == "3"
+    assert all(e.step >= 100 for e in w.events)
