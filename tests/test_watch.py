@@ -36,7 +36,7 @@ def test_collapse_with_probabilities_pinned_at_1_is_caught_with_its_chain_and_ca
     run = cases.collapse_pinned()
     assert 0 <= _delay(run) <= 10
     assert {"pinned_probabilities.wrong_class", "prediction_collapse.one_class", "gradient_flow.vanishing",
-            "loss_trend.spike"} <= _codes(run)
+            "loss_progress.spike"} <= _codes(run)
     assert all(e.step >= run.onset for e in run.watcher.events)  # nothing before the fault
     assert run.watcher.report().causes[0].key == "softmax_before_ce"
 
@@ -51,7 +51,7 @@ def test_accuracy_falling_to_chance_is_caught():
 def test_warmup_past_the_divergence_point_is_caught_as_a_learning_rate_too_high():
     run = cases.warmup_too_high()
     assert 0 <= _delay(run) <= 20
-    assert {"lr_schedule.loss_rose", "loss_trend.diverged"} <= _codes(run)
+    assert {"lr_schedule.loss_rose", "loss_progress.diverged"} <= _codes(run)
     report = run.watcher.report()
     assert report.causes[0].key == "lr_too_high"
     assert report.timeline.lr_changes.rows  # the warm-up, with the loss before and after
@@ -208,9 +208,9 @@ def test_threshold_overrides_are_validated():
     with pytest.raises(InputError, match="unknown event id"):
         nndoctor.watch(model, opt, thresholds={"nope": {}})
     with pytest.raises(InputError, match="has no threshold"):
-        nndoctor.watch(model, opt, thresholds={"loss_trend": {"nope": 1}})
-    w = nndoctor.watch(model, opt, thresholds={"loss_trend": {"spike_ratio": 100}})
-    assert w.settings.of("loss_trend")["spike_ratio"] == 100
+        nndoctor.watch(model, opt, thresholds={"loss_progress": {"nope": 1}})
+    w = nndoctor.watch(model, opt, thresholds={"loss_progress": {"spike_ratio": 100}})
+    assert w.settings.of("loss_progress")["spike_ratio"] == 100
     w.close()
 
 

@@ -112,7 +112,7 @@ def test_transformers_sound_training_raises_no_event(tmp_path):
 def test_transformers_divergence_is_caught(tmp_path):
     callback, trainer = _train(tmp_path, lr=50.0, steps=60)
     trainer.train()
-    assert "loss_trend.diverged" in {e.code for e in callback.watcher.events}
+    assert "loss_progress.diverged" in {e.code for e in callback.watcher.events}
     assert callback.report.causes[0].key == "lr_too_high"
 
 
@@ -121,7 +121,7 @@ def test_transformers_stop_on_fail_stops_before_the_update_and_removes_the_hooks
     with pytest.raises(WatchStopped):
         trainer.train()
     report = callback.report  # closes the watcher
-    assert report.timeline.stopped and "loss_trend.diverged" in report.timeline.stopped
+    assert report.timeline.stopped and "loss_progress.diverged" in report.timeline.stopped
     assert callback.watcher.step_index == callback.watcher.stopped.step  # the failing step was not applied
     assert not trainer.model._forward_hooks
     state = torch.load(tmp_path / "good.pt")

@@ -18,7 +18,7 @@ from nndoctor.result import Status
 class WatchEvent:
     step: int  # the optimizer step (0-based) the problem was seen at
     check: str  # event id, from checks/watch.yaml (pre-flight ids where the same thing is judged)
-    code: str  # qualified, e.g. "loss_trend.spike"
+    code: str  # qualified, e.g. "loss_progress.spike"
     status: Status
     summary: str
     evidence: tuple[str, ...] = ()

@@ -102,7 +102,7 @@ class Judge:
         self.settings = settings
         self._emit = emit
         self._seen: dict[tuple[str, str | None], int] = {}  # (code, module) -> sightings
-        t = settings.of("loss_trend")
+        t = settings.of("loss_progress")
         self.losses: list[tuple[int, float]] = []
         self._recent: deque[float] = deque(maxlen=int(t["window"]))
         self._level: deque[float] = deque(maxlen=int(t["diverge_window"]))
@@ -144,7 +144,7 @@ class Judge:
                 where = "; the model's output is finite, so it arises in the loss itself (the log of a probability of 0?)"
             self._report(step, "numerics", "nonfinite_loss", Status.FAIL, f"the loss is {value}{where}", value=value)
             return
-        t = self.settings.of("loss_trend")
+        t = self.settings.of("loss_progress")
         self.losses.append((step, value))
         if len(self.losses) > MAX_LOSSES:  # a very long job: keep every other old loss for the timeline
             self.losses[: MAX_LOSSES // 2] = self.losses[: MAX_LOSSES // 2 : 2]
@@ -158,7 +158,7 @@ class Judge:
             recent = _median(self._recent)
             # ratios mean nothing for losses that can be negative (an ELBO, a log-likelihood)
             if recent > 0 and value > float(t["spike_ratio"]) * recent and value > float(t["spike_floor"]) * self.start_level:
-                self._report(step, "loss_trend", "spike", Status.WARN,
+                self._report(step, "loss_progress", "spike", Status.WARN,
                              f"the loss jumped to {value:.4g}, {value / max(recent, 1e-30):.0f}x its recent level {recent:.4g}",
                              value=value)
         self._recent.append(value)
@@ -169,7 +169,7 @@ class Judge:
         self.best_level = level if self.best_level is None else min(self.best_level, level)
         reference = min(self.best_level, self.start_level)  # a run that never got better is judged against its start
         if reference > 0 and level > float(t["diverge_ratio"]) * reference and level > self.start_level:
-            self._report(step, "loss_trend", "diverged", Status.FAIL,
+            self._report(step, "loss_progress", "diverged", Status.FAIL,
                          f"the loss level rose to {level:.4g}, {level / max(reference, 1e-30):.1f}x its best "
                          f"{reference:.4g} and above its start {self.start_level:.4g}", value=level)
         self._judge_lr_rise(step, level)

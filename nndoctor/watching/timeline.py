@@ -31,14 +31,14 @@ RULES: tuple[Rule, ...] = (
         "log_softmax); clipping the probabilities only hides the problem. Then lower the learning rate.",
         (Clue("pinned_probabilities"),),
         (Clue("prediction_collapse"), Clue("gradient_flow", codes=("gradient_flow.vanishing",)),
-         Clue("loss_trend", codes=("loss_trend.spike",)), Clue("numerics", codes=("numerics.nonfinite_loss",))),
+         Clue("loss_progress", codes=("loss_progress.spike",)), Clue("numerics", codes=("numerics.nonfinite_loss",))),
     ),
     Rule(
         "lr_too_high", "The learning rate is too high (or the warm-up ends too high)",
         "Lower the (peak) learning rate 3-10x, end the warm-up lower, and clip gradients.",
-        (Clue("lr_schedule"), Clue("loss_trend", codes=("loss_trend.diverged",)), Clue("update_ratio"),
+        (Clue("lr_schedule"), Clue("loss_progress", codes=("loss_progress.diverged",)), Clue("update_ratio"),
          Clue("gradient_flow", codes=("gradient_flow.exploding",))),
-        (Clue("numerics"), Clue("loss_trend", codes=("loss_trend.spike",)), Clue("weight_growth")),
+        (Clue("numerics"), Clue("loss_progress", codes=("loss_progress.spike",)), Clue("weight_growth")),
     ),
     Rule(
         "large_equal_logits", "Large, equal logits: the network stopped telling the classes apart",
@@ -52,13 +52,13 @@ RULES: tuple[Rule, ...] = (
         "Use log_softmax / fused losses instead of log(softmax(x)); add eps inside log and sqrt; lower the LR; "
         "use a GradScaler under fp16.",
         (Clue("numerics", statuses=FAIL),),
-        (Clue("loss_trend", codes=("loss_trend.spike",)), Clue("gradient_flow", codes=("gradient_flow.exploding",))),
+        (Clue("loss_progress", codes=("loss_progress.spike",)), Clue("gradient_flow", codes=("gradient_flow.exploding",))),
     ),
     Rule(
         "collapse", "The predictions collapsed onto one class",
         "Check the class sampling and loss weights; return logits to CrossEntropyLoss; lower the learning rate.",
         (Clue("prediction_collapse"),),
-        (Clue("loss_trend"),),
+        (Clue("loss_progress"),),
     ),
     Rule(
         "vanishing_gradients", "Gradients vanished while the loss is still high",
