@@ -216,10 +216,11 @@ def test_threshold_overrides_are_validated():
 
 def test_global_attach_finds_the_model_optimizer_and_loss_a_script_creates():
     """What `nndoctor run --watch train.py` relies on: no reference to the model or optimizer."""
-    from nndoctor.watching import make_settings
-    from nndoctor.watching.attach import attach_globally
     from torch.nn.modules.module import _global_forward_hooks
     from torch.optim.optimizer import _global_optimizer_pre_hooks
+
+    from nndoctor.watching import make_settings
+    from nndoctor.watching.attach import attach_globally
 
     def script():  # a training script's body: everything created inside, a validation pass too
         torch.manual_seed(0)

@@ -14,7 +14,6 @@ from typing import Callable
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 import nndoctor
 from nndoctor.watching import Watcher

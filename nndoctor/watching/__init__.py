@@ -5,10 +5,10 @@ model and optimizer are created out of reach (``nndoctor run --watch``)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, IO, Mapping
+from typing import IO, Any, Mapping
 
-from torch import nn
 import torch
+from torch import nn
 
 from nndoctor.watching.events import WatchEvent
 from nndoctor.watching.settings import WatchSettings, make_settings

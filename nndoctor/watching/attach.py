@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn.modules.loss import _Loss
 from torch.nn.modules.module import register_module_forward_hook
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import register_optimizer_step_pre_hook
 
 from nndoctor.result import Report
 from nndoctor.watching.events import WatchEvent

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 from contextlib import ExitStack
-from typing import Any, IO
+from typing import IO, Any
 
 import torch
 from torch import nn
