@@ -279,8 +279,16 @@ def test_watch_script_runs_a_training_script_to_its_stop(tmp_path):
     assert result.report.timeline.steps == 60
     output = next(e for e in result.report.timeline.events.rows if e[2] == "numerics.nonfinite_output")
     assert output[3] == "0"  # the first module whose output is NaN: the first Linear
+    assert result.report.target == str(script) and "stopped by the watch" in result.report.notes[0]
     sound = watch_script(script, ["100", "1000"], make_settings(alerts=False))
     assert sound.stopped is None and sound.report.timeline.steps == 100 and not sound.report.timeline.events.rows
+    assert "ran to its end, after 100 optimizer steps" in sound.report.notes[0]
+    crashing = tmp_path / "crash.py"
+    crashing.write_text(script.read_text().replace("print('finished')", "raise RuntimeError('disk full')"))
+    crashed = watch_script(crashing, ["100", "1000"], make_settings(alerts=False))
+    assert "raised RuntimeError: disk full, after 100 optimizer steps" in crashed.report.notes[0]
+    with pytest.raises(RuntimeError):  # nothing was watched: the script's error is the answer
+        watch_script(crashing, ["0", "1000"], make_settings(alerts=False))
 
 
 def test_a_corrupt_batch_is_traced_to_the_first_module_and_never_reaches_the_weights():

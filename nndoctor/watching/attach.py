@@ -19,7 +19,7 @@ from __future__ import annotations
 import runpy
 import sys
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import IO, Iterator, Sequence
 
@@ -107,28 +107,41 @@ def attach_globally(settings: WatchSettings, stream: IO[str] | None = None) -> I
 def watch_script(path: str | Path, argv: Sequence[str], settings: WatchSettings, stream: IO[str] | None = None) -> ScriptWatch:
     """Run the training script ``path`` with ``argv`` to its end (or until ``stop_on`` stops it)
     under the global watch, as ``python path argv...`` would: ``sys.argv`` and ``sys.path[0]``
-    set for it and restored after. The script's own exceptions (and sys.exit) propagate; a stop
-    does not. For ``nndoctor run --watch``."""
+    set for it and restored after. A stop, Ctrl-C, or an exception the script raises after its
+    first watched step end the script and are stated in the report's notes; before any step they
+    propagate (there is nothing to report). For ``nndoctor run --watch``, which should run this
+    inside its own script environment (stdout to stderr, no bytecode beside the script)."""
     path = Path(path)
     saved_argv, saved_path = sys.argv, list(sys.path)
     sys.argv = [str(path), *argv]
     sys.path.insert(0, str(path.resolve().parent))
-    stopped = None
+    stopped, ended = None, "ran to its end"
     try:
         with attach_globally(settings, stream) as watch:
             try:
                 runpy.run_path(str(path), run_name="__main__")
             except WatchStopped as exc:
-                stopped = exc.event
+                stopped, ended = exc.event, f"stopped by the watch: {exc.event.line()}"
+            except (Exception, KeyboardInterrupt, SystemExit) as exc:  # the user's script: anything
+                if watch.watcher is None or watch.watcher.step_index == 0:
+                    raise
+                if isinstance(exc, SystemExit) and exc.code in (None, 0):
+                    ended = "exited normally (sys.exit)"
+                elif isinstance(exc, KeyboardInterrupt):
+                    ended = "was interrupted (Ctrl-C)"
+                else:
+                    ended = f"raised {type(exc).__name__}: {exc}"
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
-    report = watch.watcher.report() if watch.watcher is not None else None
-    return ScriptWatch(report=report, stopped=stopped, notes=tuple(watch.notes) if report is None else ())
+    if watch.watcher is None:
+        return ScriptWatch(report=None, stopped=None)
+    report = watch.watcher.report()
+    note = f"Script: `{' '.join(['python', path.name, *argv])}` {ended}, after {watch.watcher.step_index} optimizer steps."
+    return ScriptWatch(report=replace(report, target=str(path), notes=(note, *report.notes)), stopped=stopped)
 
 
 @dataclass(frozen=True)
 class ScriptWatch:
     report: Report | None  # None when the script never stepped an optimizer on a model
     stopped: WatchEvent | None
-    notes: tuple[str, ...] = ()
