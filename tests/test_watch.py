@@ -51,7 +51,7 @@ def test_accuracy_falling_to_chance_is_caught():
 def test_warmup_past_the_divergence_point_is_caught_as_a_learning_rate_too_high():
     run = cases.warmup_too_high()
     assert 0 <= _delay(run) <= 20
-    assert {"lr_schedule.loss_rose", "loss_progress.diverged"} <= _codes(run)
+    assert {"lr_schedule.loss_rose", "loss_progress.diverged", "gradient_flow.exploding"} <= _codes(run)
     report = run.watcher.report()
     assert report.causes[0].key == "lr_too_high"
     assert report.timeline.lr_changes.rows  # the warm-up, with the loss before and after
@@ -323,3 +323,24 @@ def test_units_that_die_or_saturate_during_the_run_are_flagged_with_their_layer(
     event = next(e for e in w.events if e.code == code)
     assert 100 <= event.step <= 130 and event.module == "3"
     assert all(e.step >= 100 for e in w.events)
+
+
+@pytest.mark.parametrize("lr, flagged", [(1.0, True), (1e-3, False)])
+def test_updates_far_too_large_for_the_weights_are_flagged(lr, flagged):
+    """Adam moves every weight by about lr per step: at 1.0 the first update is as large as the
+    weights themselves (||dw||/||w|| ~ 1), at 1e-3 it is ~1e-2 of them."""
+    torch.manual_seed(0)
+    x, y = cases.blobs()
+    model = cases.mlp()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    with nndoctor.watch(model, opt, alerts=False, thresholds={"update_ratio": {"persist": 1}}) as w:
+        for xb, yb in zip(x.split(64)[:5], y.split(64)[:5]):
+            loss = nn.functional.cross_entropy(model(xb), yb)
+            opt.zero_grad()
+            loss.backward()
+            w.step(loss, yb)
+            opt.step()
+    events = [e for e in w.events if e.code == "update_ratio.too_large"]
+    assert bool(events) is flagged
+    if flagged:
+        assert events[0].step == 0 and events[0].value > 0.5
