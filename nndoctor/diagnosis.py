@@ -181,6 +181,13 @@ RULES: tuple[Rule, ...] = (
         (clue("prediction_collapse"),),
     ),
     Rule(
+        "loss_rewards_errors", "The loss rewards errors: training climbs it, or it falls without bound",
+        "Minimize a loss that measures error: no `-criterion(...)`, no maximize=True, a positive learning rate, "
+        "`p -= lr * grad` in a hand-written update, and a loss bounded below (not a similarity or an accuracy).",
+        (_overfit("rising"), clue("easy_data", "rising")),
+        (clue("initial_loss", "negative_cross_entropy"),),
+    ),
+    Rule(
         "data_or_labels", "The model learns easy data but not yours: look at the data and the labels",
         "Inspect raw examples and their labels; check the preprocessing and the input-label pairing.",
         (clue("overfit_small_batch", fail_only=True),),
@@ -203,6 +210,9 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "vanishing_gradients": ("bad_init", "input_ignored"),
     # a huge bias or constant weights at init also make the output input-independent
     "bad_init": ("input_ignored",),
+    # a loss that rewards errors makes the learning-rate sweep chase it (the steepest "descent" lies
+    # at huge rates) and the initial loss read as far off
+    "loss_rewards_errors": ("lr_too_low", "lr_too_high", "bad_init"),
     # units that never fire pass no gradient and no input signal
     "dead_relus": ("input_ignored", "broken_gradient_path"),
     # an input that never reaches the output leaves the first layers without gradient

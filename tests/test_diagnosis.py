@@ -53,6 +53,16 @@ def test_lr_range_finding_no_working_rate_is_not_a_low_learning_rate():
     assert [c.key for c in rank((_result("lr_range", Status.WARN, "too_low"),))] == ["lr_too_low"]
 
 
+def test_a_loss_that_rewards_errors_outranks_the_learning_rate_sweep_it_misleads():
+    """A flipped loss sign makes the sweep's steepest descent lie at huge rates: lr_range then says
+    the rate is far too low, which the sign error explains."""
+    results = (
+        _result("overfit_small_batch", Status.FAIL, "rising"), _result("easy_data", Status.FAIL, "rising"),
+        _result("initial_loss", Status.FAIL, "negative_cross_entropy"), _result("lr_range", Status.WARN, "too_low"),
+    )
+    assert [c.key for c in rank(results)][:2] == ["loss_rewards_errors", "lr_too_low"]
+
+
 def test_every_code_a_rule_cites_is_declared_in_the_catalog():
     declared = catalog.all_codes()
     cited = {code for rule in RULES for clue in (*rule.primary, *rule.support) for code in clue.codes}
