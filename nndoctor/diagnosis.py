@@ -137,7 +137,24 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "batch_mixing", "Samples of a batch are mixed together",
         "Use permute/transpose (not view/reshape) to reorder axes and keep the batch dimension first.",
-        (Clue("batch_independence", statuses=(Status.FAIL,)),),
+        (Clue("batch_independence", lambda r: not r.has("batch_independence.batch_position"), statuses=(Status.FAIL,)),),
+    ),
+    Rule(
+        "batch_position", "Each sample's prediction depends on its position in the batch",
+        "Index positional encodings by the sequence axis (pe[:, :x.size(1)] for batch-first tensors), never by the batch axis.",
+        (Clue("batch_independence", statuses=(Status.FAIL,), codes=("batch_independence.batch_position",)),),
+    ),
+    Rule(
+        "labels_masked", "Token labels are masked away (every label, or the end-of-sequence token)",
+        "Mask padding through the attention mask (labels[attention_mask == 0] = -100), not by token id, and keep answer tokens unmasked.",
+        (Clue("class_balance", codes=("class_balance.all_labels_ignored", "class_balance.eos_label_ignored")),),
+        (Clue("numerics"), Clue("overfit_small_batch")),
+    ),
+    Rule(
+        "future_leak", "The language model sees the tokens it must predict (no causal mask)",
+        "Mask attention causally (is_causal=True / a square subsequent mask) or use a decoder model class.",
+        (Clue("causal_dependence", statuses=(Status.FAIL,), codes=("causal_dependence.sees_future",)),),
+        (Clue("overfit_small_batch"),),
     ),
     Rule(
         "lr_too_high", "The learning rate is too high",
