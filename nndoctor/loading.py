@@ -352,7 +352,10 @@ def build_subject(
     if loss is None:
         loss = default_loss(task)
         loss_source = f"default for {task}"
-    objective = tokens.recognise(loss, output, target) if task == "classification" else None
+    if isinstance(loss, tokens.TokenCrossEntropy):
+        objective = loss.objective  # known, even where its value cannot tell (every label ignored: NaN)
+    else:
+        objective = tokens.recognise(loss, output, target) if task == "classification" else None
     subject = Subject(
         path=path,
         model=model,

@@ -208,7 +208,7 @@ class SinusoidalTransformerClassifier(TransformerClassifier):
     table is (max_len, 1, dim) for sequence-first tensors. ``index_by_batch`` keeps the tutorial's
     ``pe[:x.size(0)]`` on batch-first tensors: sample i gets the encoding of position i."""
 
-    def __init__(self, index_by_batch: bool, max_len: int = 64, dim: int = 32, **kwargs):
+    def __init__(self, index_by_batch: bool, max_len: int = 5000, dim: int = 32, **kwargs):
         super().__init__(dim=dim, **kwargs)
         self.index_by_batch = index_by_batch
         position = torch.arange(max_len).unsqueeze(1)

@@ -80,7 +80,7 @@ def _with_future(inputs: Any, ids: torch.Tensor, cut: int, seed: int) -> Any:
     batch (a valid id for the model's embedding), drawn so that it differs where it can."""
     values = torch.unique(ids)
     generator = torch.Generator().manual_seed(seed)
-    future = ids[:, cut + 1:]
+    future = ids[:, cut + 1:].contiguous()
     picks = values[torch.randint(len(values), future.shape, generator=generator)].to(ids.device)
     if len(values) > 1:  # where the draw repeats the token, take the next distinct one
         position = torch.searchsorted(values.to(ids.device), future)
