@@ -91,8 +91,8 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     finding = _judge(size, focus, chart, swaps, neutralised, thresholds)
     if finding.status is Status.FAIL:
         return finding  # the samples mix: a permutation would change the predictions for that reason too
-    moved = _permutation_change(ctx, model, inputs, base_output)
-    if moved > float(thresholds["change_tolerance"]):
+    moved = _permutation_change(ctx, model, inputs, base_output, float(thresholds["change_tolerance"]))
+    if moved is not None and moved > float(thresholds["change_tolerance"]):
         return _position_finding(size, moved, finding)
     return finding
 
@@ -100,21 +100,31 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
 # --- measurement 3: permuting the batch ------------------------------------------------------
 
 
-def _permutation_change(ctx: Context, model: nn.Module, inputs: Any, base_output: torch.Tensor) -> float:
+def _permutation_change(ctx: Context, model: nn.Module, inputs: Any, base_output: torch.Tensor, tolerance: float) -> float | None:
     """Largest change of a sample's prediction (relative to the batch's per-sample norm) when
     the batch is rotated by one place: every sample keeps its inputs and moves to another
-    position, so a model whose samples are independent returns the same predictions, rotated."""
+    position, so a model whose samples are independent returns the same predictions, rotated.
+    None when the forward pass is random (dropout left on in eval): a sample moved to another
+    place draws other random numbers, so the comparison cannot tell."""
     size = base_output.shape[0]
+    if _largest_change(_forward(ctx, model, inputs, seed_offset=1), base_output) > tolerance:
+        return None
     rotated = _map_tensors(inputs, lambda _, t: t.roll(1, 0) if _in_batch(t, size) else t)
+    return _largest_change(_forward(ctx, model, rotated), base_output.roll(1, 0))
+
+
+def _forward(ctx: Context, model: nn.Module, inputs: Any, seed_offset: int = 0) -> torch.Tensor:
     with torch.no_grad():
-        ctx.seed_everything()
-        output = ctx.subject.predict(model, rotated)
-    if output.shape != base_output.shape:
+        ctx.seed_everything(seed_offset)
+        return ctx.subject.predict(model, _map_tensors(inputs, lambda _, t: t.clone()))
+
+
+def _largest_change(output: torch.Tensor, expected: torch.Tensor) -> float:
+    if output.shape != expected.shape:
         return math.inf
-    expected = base_output.roll(1, 0)
-    scale = float(base_output.detach().double().norm()) / math.sqrt(size)
-    per_sample = (output.double() - expected.double()).reshape(size, -1).norm(dim=1)
-    worst = float(per_sample.max())
+    size = expected.shape[0]
+    scale = float(expected.detach().double().norm()) / math.sqrt(size)
+    worst = float((output.double() - expected.double()).reshape(size, -1).norm(dim=1).max())
     if worst == 0:
         return 0.0
     return worst / scale if scale > 0 and math.isfinite(worst) else math.inf
