@@ -186,3 +186,18 @@ def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_
 def test_a_nan_from_log_of_zero_outranks_oversized_weights_behind_it():
     results = (_result("numerics", Status.FAIL), _result("weight_init", Status.FAIL), _result("initial_loss", Status.FAIL))
     assert [c.key for c in rank(results)][:2] == ["numerics", "bad_init"]
+
+
+def _coded(check_id, status, *codes):
+    return CheckResult(id=check_id, title=check_id, section="s", status=status, summary="", codes=codes)
+
+
+def test_sequence_causes_follow_their_codes():
+    position = _coded("batch_independence", Status.FAIL, "batch_independence.batch_position")
+    assert [c.key for c in rank((position,))] == ["batch_position"]  # not batch_mixing: no sample reads another
+    assert [c.key for c in rank((_coded("batch_independence", Status.FAIL),))] == ["batch_mixing"]
+    assert rank((_coded("causal_dependence", Status.FAIL, "causal_dependence.sees_future"),))[0].key == "future_leak"
+    eos = _coded("class_balance", Status.WARN, "class_balance.eos_label_ignored")
+    assert rank((eos,))[0].key == "labels_masked"
+    imbalance = _coded("class_balance", Status.FAIL)
+    assert all(c.key != "labels_masked" for c in rank((imbalance,)))
