@@ -218,14 +218,16 @@ def references(objective: TokenObjective, ids: Any, labels: torch.Tensor) -> Ref
     ids_rows, label_rows, scored_rows = ids.tolist(), labels.tolist(), scored.tolist()
     groups: dict[Any, dict[int, int]] = {}
     prefixes: dict[tuple[int, int], int] = {}
-    for row, (sequence, row_labels, row_scored) in enumerate(zip(ids_rows, label_rows, scored_rows)):
+    sequences: dict[tuple[int, ...], int] = {}
+    for sequence, row_labels, row_scored in zip(ids_rows, label_rows, scored_rows):
+        whole = sequences.setdefault(tuple(sequence), len(sequences))  # identical inputs share an id
         prefix = -1
         for t, token in enumerate(sequence):
             prefix = prefixes.setdefault((prefix, token), len(prefixes))  # the id of ids[row, :t + 1]
             source = t + objective.shift  # the label the logits at t are scored against
             if source >= len(sequence) or not row_scored[source]:
                 continue
-            context = prefix if objective.causal else (tuple(sequence), t)
+            context = prefix if objective.causal else (whole, t)
             counts = groups.setdefault(context, {})
             label = row_labels[source]
             counts[label] = counts.get(label, 0) + 1
