@@ -124,12 +124,17 @@ def _matching(value: float, output: torch.Tensor, target: torch.Tensor, ignore: 
 NEXT_TOKEN_SHARE = 0.9  # share of label positions equal to the next input token: a pre-shifted LM
 
 
+def input_ids(inputs: Any) -> Any:
+    """The token ids among a batch's inputs: ``input_ids`` of a dict batch, else the inputs."""
+    return inputs.get("input_ids") if isinstance(inputs, dict) else inputs
+
+
 def with_data(objective: TokenObjective, inputs: Any, labels: torch.Tensor) -> TokenObjective:
     """The objective, marked next-token when the labels are the input tokens shifted by one
     (``x = ids[:-1], y = ids[1:]``): a dataset that shifted itself, scored at t."""
     if objective.shift or not isinstance(inputs, (torch.Tensor, dict)):
         return objective
-    ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs
+    ids = input_ids(inputs)
     if not isinstance(ids, torch.Tensor) or ids.shape != labels.shape or ids.is_floating_point():
         return objective
     scored = objective.scored(labels)[:, :-1]
@@ -181,13 +186,6 @@ def model_loss(model: nn.Module, inputs: Any, target: Any, prediction: Callable[
     if not same:
         return None
     return criterion, f"{name}'s own loss ({type(criterion).__name__}), verified on the first batch"
-
-
-def label_summary(objective: TokenObjective, labels: torch.Tensor) -> dict[str, float]:
-    """Share of label positions the loss ignores and how many it scores, per batch."""
-    total = labels.numel()
-    ignored = int((labels == objective.ignore_index).sum()) if objective.ignore_index is not None else 0
-    return {"ignored_share": ignored / total if total else 0.0, "scored": int(objective.scored(labels).sum())}
 
 
 @dataclass(frozen=True)

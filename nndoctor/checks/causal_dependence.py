@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import torch
 
+from nndoctor import tokens
 from nndoctor.context import Context
 from nndoctor.result import Finding, Status, Table
 
@@ -67,7 +68,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
 
 
 def _token_ids(inputs: Any, targets: Any) -> torch.Tensor | None:
-    ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs
+    ids = tokens.input_ids(inputs)
     if not isinstance(ids, torch.Tensor) or ids.is_floating_point() or ids.dim() != 2 or ids.shape[1] < 2:
         return None
     if isinstance(targets, torch.Tensor) and targets.shape != ids.shape:

@@ -121,7 +121,7 @@ def _eos_never_a_target(ctx: Context, objective: TokenObjective, inputs: Any, la
     and every label at those positions is ignored, while other positions are scored."""
     config = getattr(ctx.subject.model, "config", None)
     eos = getattr(config, "eos_token_id", None)
-    ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs
+    ids = tokens.input_ids(inputs)
     if not isinstance(eos, int) or not isinstance(ids, torch.Tensor) or ids.shape != labels.shape:
         return None
     at_eos = ids == eos

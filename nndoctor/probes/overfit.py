@@ -175,7 +175,7 @@ def _token_goal(subject: Subject, inputs: Any, targets: Any, initial: float | No
     for a causal model when sequences share a prefix), the baseline the label unigram's entropy;
     the accuracy asked for is the same share of the best model's accuracy."""
     objective = subject.token_objective
-    ids = inputs.get("input_ids") if isinstance(inputs, dict) else inputs
+    ids = tokens.input_ids(inputs)
     if not isinstance(targets, torch.Tensor) or objective is None:
         return None
     found = tokens.references(objective, ids.to(targets.device) if isinstance(ids, torch.Tensor) else ids, targets)
