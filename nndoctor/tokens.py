@@ -15,10 +15,12 @@ need ``loss(output, target)``) and verified against it on the first batch.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import math
+import sys
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -151,6 +153,24 @@ def accepts_labels(model: nn.Module) -> bool:
         return False
 
 
+@contextlib.contextmanager
+def _library_notices_off() -> Iterator[None]:
+    """Hugging Face logs notices about its loss selection ("loss_type=None ... Using the default
+    loss") on this call, which nndoctor makes, not the user: its verbosity is lowered for the
+    call and restored."""
+    library = sys.modules.get("transformers")
+    logging = getattr(getattr(library, "utils", None), "logging", None)
+    if logging is None:
+        yield
+        return
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+
+
 def model_loss(model: nn.Module, inputs: Any, target: Any, prediction: Callable[[Any], torch.Tensor]) -> tuple[nn.Module, str] | None:
     """(loss_fn, source) reproducing the loss a Hugging Face model computes when given
     ``labels``, verified on this batch; None when the model computes none or none we can reproduce.
@@ -159,7 +179,7 @@ def model_loss(model: nn.Module, inputs: Any, target: Any, prediction: Callable[
     if not isinstance(inputs, dict) or "labels" in inputs or not accepts_labels(model):
         return None
     try:
-        with torch.no_grad():
+        with torch.no_grad(), _library_notices_off():
             raw = model(**inputs, labels=target)
     except Exception:  # the model refuses these labels: the default loss is used, as without labels
         return None
