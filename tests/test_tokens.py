@@ -2,6 +2,7 @@
 goal rests on, and a Hugging Face model's own loss taken as the loss."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -94,3 +95,20 @@ def test_hf_sequence_classifier_uses_cross_entropy_verified_against_its_loss():
     report = api.check(transformers.BertForSequenceClassification(config), _Items(ids, ids[:, 0] % 3),
                        only=["initial_loss"], device="cpu")
     assert any("own loss (CrossEntropyLoss)" in note for note in report.notes), report.notes
+
+
+def test_hf_masked_lm_is_a_per_token_objective_not_a_causal_one():
+    transformers = pytest.importorskip("transformers")
+    from nndoctor.loading import build_subject
+
+    config = transformers.BertConfig(vocab_size=30, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=16)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 30, (16, 8), generator=g)
+    masked = torch.rand(16, 8, generator=g) < 0.3
+    labels = torch.where(masked, ids, torch.full_like(ids, -100))  # only masked positions are scored
+    subject = build_subject(Path("<test>"), transformers.BertForMaskedLM(config),
+                            _Items(ids.masked_fill(masked, 0), labels), device="cpu")
+    assert subject.token_objective == TokenObjective(0, -100, 30)
+    assert not subject.token_objective.causal
+    assert "BertForMaskedLM's own loss" in subject.loss_source
