@@ -67,6 +67,16 @@ class TokenObjective:
             kept[:, : self.shift] = False
         return kept
 
+    def scored_outputs(self, labels: torch.Tensor) -> torch.Tensor:
+        """(B, T) bool: the output positions whose logits the loss scores (position t against
+        the label at t + shift)."""
+        kept = self.scored(labels)
+        if not self.shift:
+            return kept
+        outputs = torch.zeros_like(kept)
+        outputs[:, : -self.shift] = kept[:, self.shift:]
+        return outputs
+
 
 class TokenCrossEntropy(nn.Module):
     """Mean cross-entropy of a token objective: Hugging Face's causal/masked LM loss."""

@@ -76,3 +76,31 @@ def test_token_tagging_is_not_judged(monkeypatch):
         loss_fn=lambda out, y: F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1)),
     )
     assert result.status is Status.SKIP, result.summary
+
+
+def test_prefix_lm_reading_its_unscored_prompt_both_ways_passes(monkeypatch):
+    """A prefix LM attends bidirectionally within the prompt, whose labels are ignored: only the
+    scored outputs (the answer's) must not see later tokens. Without the prompt masked from the
+    loss, the same model fails: its scored prompt outputs read later prompt tokens."""
+    monkeypatch.syspath_prepend(str(ZOO))
+    from _zoo_common import TokenLM, zipf_token_sequences
+
+    prompt = 6
+
+    class PrefixLM(TokenLM):
+        def forward(self, x):
+            length = x.shape[1]
+            i = torch.arange(length)
+            allowed = (i[None, :] <= i[:, None]) | ((i[:, None] < prompt) & (i[None, :] < prompt))
+            h = self.embed(x) + self.position[:length]
+            return self.head(self.encoder(h, mask=~allowed.to(x.device)))
+
+    ids = zipf_token_sequences(n=64)
+    x, y = ids[:, :-1], ids[:, 1:].clone()
+    loss = lambda out, t: F.cross_entropy(out.reshape(-1, out.shape[-1]), t.reshape(-1))  # noqa: E731
+    unscored_prompt = y.clone()
+    unscored_prompt[:, : prompt - 1] = -100
+    result = run_check("causal_dependence", PrefixLM(), TensorDataset(x, unscored_prompt), loss_fn=loss)
+    assert result.status is Status.PASS, result.summary
+    result = run_check("causal_dependence", PrefixLM(), TensorDataset(x, y), loss_fn=loss)
+    assert result.status is Status.FAIL, result.summary

@@ -36,12 +36,14 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         return Finding.skip("no integer token tensor shaped like the labels among the inputs: nothing to perturb")
     length = ids.shape[1]
     model = ctx.subject.fresh_model().eval()
-    base = _predict(ctx, model, inputs)
+    # Only outputs the loss scores are judged: a prefix LM may read its whole (unscored) prompt.
+    scored = objective.scored_outputs(targets).unsqueeze(-1)
+    base = _predict(ctx, model, inputs) * scored
     cuts = sorted({max(0, min(length - 2, round(length * share))) for share in (0.25, 0.5, 0.75)} | {length - 2})
     tolerance = float(thresholds["change_tolerance"])
     rows = []
     for cut in cuts:
-        changed = _predict(ctx, model, _with_future(inputs, ids, cut, ctx.subject.seed))
+        changed = _predict(ctx, model, _with_future(inputs, ids, cut, ctx.subject.seed)) * scored
         change = _relative_change(base[:, : cut + 1], changed[:, : cut + 1])
         rows.append((cut, change, _first_changed(base, changed, cut, tolerance)))
     leaking = [(cut, change, first) for cut, change, first in rows if change > tolerance]
@@ -53,7 +55,8 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     )
     evidence = (
         f"{objective.kind}: {ctx.subject.loss_source or 'the loss'}",
-        f"eval mode, {ids.shape[0]} sequences of {length} tokens; tokens after each cut replaced by other tokens of the batch",
+        f"eval mode, {ids.shape[0]} sequences of {length} tokens; tokens after each cut replaced by other tokens of the batch; "
+        "only outputs the loss scores are compared",
     )
     if leaking:
         cut, change, first = leaking[0]
