@@ -23,7 +23,7 @@ from torch.overrides import TorchFunctionMode
 from nndoctor import batching
 from nndoctor.context import Context, NonFiniteEvent
 from nndoctor.probes.head import module_stack, op_name
-from nndoctor.tokens import TokenObjective
+from nndoctor.tokens import TokenObjective, is_token_batch
 
 
 @dataclass(frozen=True)
@@ -56,7 +56,7 @@ def accuracy(task: str, output: torch.Tensor, target: Any, objective: TokenObjec
     if not isinstance(target, torch.Tensor):
         return None
     with torch.no_grad():
-        if objective is not None:
+        if objective is not None and is_token_batch(output, target):
             logits, labels = objective.align(output, target)
             return float((logits.argmax(-1) == labels).float().mean()) if labels.numel() else None
         if task == "classification":
