@@ -120,7 +120,24 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "batch_mixing", "Samples of a batch are mixed together",
         "Use permute/transpose (not view/reshape) to reorder axes and keep the batch dimension first.",
-        (clue("batch_independence", fail_only=True),),
+        (clue("batch_independence", "samples_mix", fail_only=True),),
+    ),
+    Rule(
+        "batch_position", "Each sample's prediction depends on its position in the batch",
+        "Index positional encodings by the sequence axis (pe[:, :x.size(1)] for batch-first tensors), never by the batch axis.",
+        (clue("batch_independence", "batch_position", fail_only=True),),
+    ),
+    Rule(
+        "labels_masked", "Token labels are masked away (every label, or the end-of-sequence token)",
+        "Mask padding through the attention mask (labels[attention_mask == 0] = -100), not by token id, and keep answer tokens unmasked.",
+        (clue("class_balance", "all_labels_ignored", "eos_label_ignored"),),
+        (clue("numerics"), clue("overfit_small_batch")),
+    ),
+    Rule(
+        "future_leak", "The language model sees the tokens it must predict (no causal mask)",
+        "Mask attention causally (is_causal=True / a square subsequent mask) or use a decoder model class.",
+        (clue("causal_dependence", "sees_future", fail_only=True),),
+        (clue("overfit_small_batch"),),
     ),
     Rule(
         "lr_too_high", "The learning rate is too high",

@@ -225,3 +225,14 @@ def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_
 def test_a_nan_from_log_of_zero_outranks_oversized_weights_behind_it():
     results = (_result("numerics", Status.FAIL), _result("weight_init", Status.FAIL), _result("initial_loss", Status.FAIL, "far_above_chance"))
     assert [c.key for c in rank(results)][:2] == ["numerics", "bad_init"]
+
+
+def test_sequence_causes_follow_their_codes():
+    position = _result("batch_independence", Status.FAIL, "batch_position")
+    assert [c.key for c in rank((position,))] == ["batch_position"]  # not batch_mixing: no sample reads another
+    assert [c.key for c in rank((_result("batch_independence", Status.FAIL, "samples_mix"),))] == ["batch_mixing"]
+    assert rank((_result("causal_dependence", Status.FAIL, "sees_future"),))[0].key == "future_leak"
+    eos = _result("class_balance", Status.WARN, "eos_label_ignored")
+    assert rank((eos,))[0].key == "labels_masked"
+    imbalance = _result("class_balance", Status.FAIL, "imbalanced")
+    assert all(c.key != "labels_masked" for c in rank((imbalance,)))

@@ -46,3 +46,50 @@ def test_thresholds_are_overridable():
         model[-1].weight.mul_(50)
     result = run_check("initial_loss", model, zoo.blobs(), nn.CrossEntropyLoss(), thresholds={"fail_ratio": 1e9, "warn_ratio": 1e9})
     assert result.status is Status.PASS
+
+
+# --- language models: chance ln(V) at random init, far below it from pretrained weights ------
+
+
+def _gpt2_items():
+    from torch.utils.data import Dataset
+
+    class Items(Dataset):
+        def __init__(self):
+            g = torch.Generator().manual_seed(0)
+            first = torch.randint(0, 40, (64, 1), generator=g)
+            self.ids = (first + torch.arange(10)) % 40  # each token follows from the previous one
+
+        def __len__(self):
+            return len(self.ids)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ids[i], "labels": self.ids[i].clone()}
+
+    return Items()
+
+
+def test_language_model_chance_is_ln_vocab_and_pretrained_starts_far_below(tmp_path):
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=40, n_positions=10))
+    data = _gpt2_items()
+    result = run_check("initial_loss", model, data)
+    assert result.status is Status.PASS, result.summary
+    assert "chance ln(40) = 3.69" in result.summary and "next-token" in result.summary
+
+    model.save_pretrained(tmp_path / "random")  # a checkpoint that never trained: loads "at chance"
+    reloaded = transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "random")
+    result = run_check("initial_loss", reloaded, data)
+    assert result.status is Status.WARN and result.codes == ("initial_loss.pretrained_at_chance",), result.summary
+
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    ids = data.ids
+    for _ in range(60):
+        optimizer.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        optimizer.step()
+    model.save_pretrained(tmp_path / "trained")
+    result = run_check("initial_loss", transformers.GPT2LMHeadModel.from_pretrained(tmp_path / "trained"), data)
+    assert result.status is Status.PASS, result.summary
+    assert "far below chance" in result.summary and result.metrics["initial_loss"] < 1.0

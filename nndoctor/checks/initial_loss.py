@@ -14,6 +14,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from nndoctor import tokens
 from nndoctor.context import Context
 from nndoctor.probes.initial import initial_pass
 from nndoctor.result import Finding, Status
@@ -49,6 +50,38 @@ def _chance(ctx: Context, output: torch.Tensor, targets: Any) -> tuple[float, st
     return math.log(2), "ln(2) = 0.69 per output"
 
 
+def _tokens(ctx: Context, loss: float, targets: torch.Tensor, t: Mapping[str, Any]) -> Finding:
+    """A language model: chance is ln(V) at random init; the unigram entropy of the labels is
+    what predicting token frequencies alone scores. A model loaded from pretrained weights (a
+    Hugging Face config naming its checkpoint) must start far below chance: at chance, its
+    weights did not load."""
+    objective = ctx.subject.token_objective
+    chance = math.log(objective.vocab)
+    unigram = tokens.distribution(objective, targets).get("entropy")
+    metrics = {"initial_loss": loss, "expected": chance, "ratio": loss / chance, "prior_entropy": unigram}
+    checkpoint = getattr(getattr(ctx.subject.model, "config", None), "name_or_path", "") or ""
+    headline = (
+        f"initial loss {loss:.3g} per token ({objective.kind}); chance ln({objective.vocab}) = {chance:.2f}"
+        + (f", label unigram entropy {unigram:.2f}" if unigram is not None else "")
+    )
+    if checkpoint:
+        metrics["pretrained"] = checkpoint
+        if loss >= (unigram if unigram is not None else chance):
+            return Finding(
+                Status.WARN, f"{headline}: loaded from {checkpoint!r} yet no better than token frequencies", metrics,
+                fix="The pretrained weights did not take: check the load's missing/unexpected keys, the tokenizer (same vocabulary as the checkpoint) and that the head is not re-initialized.",
+                codes=("pretrained_at_chance",),
+            )
+        return Finding(Status.PASS, f"{headline}; loaded from {checkpoint!r}, far below chance as pretrained weights should be", metrics)
+    ratio = loss / chance
+    if ratio > t["fail_ratio"]:
+        return Finding(Status.FAIL, f"{headline} ({ratio:.1f}x): the model is confidently wrong at init", metrics,
+                       codes=("far_above_chance",))
+    if ratio > t["warn_ratio"]:
+        return Finding(Status.WARN, f"{headline} ({ratio:.1f}x chance)", metrics, codes=("above_chance",))
+    return Finding(Status.PASS, headline, metrics)
+
+
 def _is_custom(loss: Any) -> bool:
     return not isinstance(loss, nn.modules.loss._Loss)
 
@@ -56,6 +89,8 @@ def _is_custom(loss: Any) -> bool:
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     measured = ctx.shared(initial_pass)
     loss, output, targets = measured.loss, measured.output, measured.targets
+    if ctx.subject.token_objective is not None and isinstance(targets, torch.Tensor) and math.isfinite(loss):
+        return _tokens(ctx, loss, targets, thresholds)
     expected, expected_text = _chance(ctx, output, targets)
     prior = _prior_entropy(targets, ctx.subject.task, ctx.subject.num_classes) if isinstance(targets, torch.Tensor) else None
     metrics = {"initial_loss": loss, "expected": expected, "ratio": loss / expected if expected else None}
