@@ -129,6 +129,15 @@ RULES: tuple[Rule, ...] = (
         (Clue("update_ratio"), *CANNOT_LEARN),
     ),
     Rule(
+        "nothing_trains", "Nothing trainable learns (all frozen, cut off by checkpointing, or static adapters)",
+        "Keep the parameters meant to train trainable and connected to the loss, and build the optimizer from the final model.",
+        (Clue("trainable_params", statuses=(Status.FAIL,), codes=(
+            "trainable_params.nothing_trainable", "trainable_params.loss_not_connected",
+            "trainable_params.adapters_frozen", "trainable_params.adapters_static",
+        )),),
+        (Clue("gradient_flow"), Clue("update_ratio"), *CANNOT_LEARN),
+    ),
+    Rule(
         "input_ignored", "The prediction does not depend on the input",
         "Check that forward uses its input and that nothing zeroes or detaches it on the way.",
         (Clue("input_dependence", statuses=(Status.FAIL,)),),
@@ -226,6 +235,8 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "bad_init": ("input_ignored",),
     # units that never fire pass no gradient and no input signal
     "dead_relus": ("input_ignored", "broken_gradient_path"),
+    # with nothing to train no learning rate lowers the loss and no gradient flows anywhere
+    "nothing_trains": ("lr_too_low", "broken_gradient_path", "input_ignored", "data_or_labels"),
     # an input that never reaches the output leaves the first layers without gradient
     "input_ignored": ("broken_gradient_path",),
 }

@@ -16,6 +16,7 @@ from typing import Callable, Iterable
 
 from nndoctor.catalog import CheckSpec
 from nndoctor.context import Context
+from nndoctor.probes.trainable import trainability
 from nndoctor.result import CheckResult, Finding, Status
 
 
@@ -49,7 +50,9 @@ def check_module(check_id: str):
 def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: bool = False) -> CheckResult:
     """Run one check; an exception becomes an `error` result, or a `skip` when data_integrity has
     already failed: then the crash is a symptom of data the check cannot run on (a loss that
-    rejects out-of-range labels, say), and the report should point at the cause, not at the check."""
+    rejects out-of-range labels, say), and the report should point at the cause, not at the check.
+    Likewise when nothing in the model trains (every backward refuses a loss without gradient):
+    trainable_params reports that."""
     start = time.perf_counter()
     ctx.seed_everything()  # every check starts from the same RNG state: order does not matter
     error = None
@@ -68,6 +71,9 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: boo
                 f"cannot run on this data ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
                 f"fix what data_integrity reports first"
             )
+        elif _nothing_trains(ctx):
+            error = None
+            finding = Finding.skip("cannot run: nothing in the model trains; fix what trainable_params reports first")
     fix = finding.fix or spec.fix if finding.status in (Status.WARN, Status.FAIL) else None
     return CheckResult(
         id=spec.id,
@@ -84,6 +90,13 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_data: boo
         error=error,
         codes=tuple(spec.qualify(code) for code in finding.codes),
     )
+
+
+def _nothing_trains(ctx: Context) -> bool:
+    try:
+        return ctx.shared(trainability).nothing_trains
+    except Exception:  # the model cannot even run forward: the crash itself is the finding
+        return False
 
 
 def skipped_result(spec: CheckSpec, why: str) -> CheckResult:
