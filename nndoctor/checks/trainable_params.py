@@ -57,7 +57,7 @@ def _metrics(state: Trainability) -> dict[str, Any]:
 
 def _counts(state: Trainability) -> str:
     total = state.trainable_elements + state.frozen_elements
-    share = f" ({100 * state.trainable_elements / total:.2g}%)" if total else ""
+    share = f" ({100 * state.trainable_elements / total:.3g}%)" if total else ""
     return (
         f"{state.trainable_elements:,} of {total:,} parameters trainable{share}: "
         f"{state.trainable_tensors} tensors trainable, {state.frozen_tensors} frozen"
