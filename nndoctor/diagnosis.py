@@ -138,6 +138,12 @@ RULES: tuple[Rule, ...] = (
         (Clue("gradient_flow"), Clue("update_ratio"), *CANNOT_LEARN),
     ),
     Rule(
+        "fp16_precision", "Float16 weights: Adam's eps rounds to 0 or activations overflow",
+        "Keep float32 master weights under torch.autocast with a GradScaler (or use bfloat16); in pure float16 raise Adam's eps to 1e-4.",
+        (Clue("precision", statuses=(Status.FAIL,), codes=("precision.fp16_adam_eps", "precision.fp16_overflow")),),
+        (Clue("numerics"), *CANNOT_LEARN),
+    ),
+    Rule(
         "input_ignored", "The prediction does not depend on the input",
         "Check that forward uses its input and that nothing zeroes or detaches it on the way.",
         (Clue("input_dependence", statuses=(Status.FAIL,)),),
@@ -235,6 +241,8 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "bad_init": ("input_ignored",),
     # units that never fire pass no gradient and no input signal
     "dead_relus": ("input_ignored", "broken_gradient_path"),
+    # a float16 step dividing by a zero eps, or an overflowing float16 activation, is where the NaN/Inf comes from
+    "fp16_precision": ("numerics", "lr_too_high", "exploding_gradients"),
     # with nothing to train no learning rate lowers the loss and no gradient flows anywhere
     "nothing_trains": ("lr_too_low", "broken_gradient_path", "input_ignored", "data_or_labels"),
     # an input that never reaches the output leaves the first layers without gradient

@@ -25,7 +25,7 @@ CONTRACT = {
     "Model architecture and initialization": ["output_head", "weight_init", "activation_variance", "batch_independence"],
     "Loss": ["initial_loss", "regularization_ratio", "lr_range", "overfit_small_batch"],
     "Activation functions": ["dead_relu", "saturation"],
-    "Other tips": ["trainable_params", "gradient_flow", "update_ratio", "prediction_collapse", "input_dependence", "numerics"],
+    "Other tips": ["trainable_params", "gradient_flow", "update_ratio", "prediction_collapse", "input_dependence", "numerics", "precision"],
 }
 CONTRACT_IDS = [check_id for ids in CONTRACT.values() for check_id in ids]
 SECTION_FILES = {"inputs.yaml", "architecture.yaml", "loss.yaml", "activations.yaml", "other.yaml"}
@@ -33,7 +33,7 @@ SECTION_FILES = {"inputs.yaml", "architecture.yaml", "loss.yaml", "activations.y
 
 def test_catalog_has_exactly_the_contract_ids_in_their_sections():
     specs = catalog.load_catalog()
-    assert len(CONTRACT_IDS) == 20
+    assert len(CONTRACT_IDS) == 21
     assert sorted(s.id for s in specs) == sorted(CONTRACT_IDS)
     assert {s.id: s.section for s in specs} == {i: section for section, ids in CONTRACT.items() for i in ids}
 
