@@ -323,6 +323,7 @@ def build_subject(
     are split into inputs and target by ``target_key`` (adapters.dict_items)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
+    model, compiled_note = adapters.uncompiled(model)
     where = data_where or str(path)
     batching.dataset_size(dataset, where)
     dataset = adapters.dict_items(dataset, batching.raw_item(dataset, 0, where), target_key, input_key, where)
@@ -331,9 +332,13 @@ def build_subject(
     probe_model = copy.deepcopy(model).to(run_device).eval()
     inputs, target = batching.to_device(first, run_device)
     output = _first_prediction(path, probe_model, inputs, output_selector)
-    notes: list[str] = []
+    notes: list[str] = [compiled_note] if compiled_note else []
     if loss is None and adapters.is_lightning_like(model):
-        loss, loss_source = adapters.training_step_loss(model, output, target, str(path))
+        loss, loss_source, input_is_target = adapters.training_step_loss(model, inputs, output, target, str(path))
+        if input_is_target:  # an autoencoder-style step: it reconstructs its input
+            dataset, target = adapters.InputAsTarget(dataset), inputs
+            notes.append(f"{type(model).__name__}.training_step compares forward's output with the input: checked as "
+                         f"a reconstruction (target = input).")
     make_optimizer, optimizer_source = _optimizer_factory(path, model, make_optimizer, optimizer_source, notes)
     if task is not None and task not in TASKS:
         raise InputError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}.")
