@@ -53,10 +53,11 @@ def optimizer_factory(optimizer: torch.optim.Optimizer, parameters: Iterable[tor
     settings (a smaller LR for a backbone, no weight decay on biases; parameters left out of the
     optimizer stay out); given anything else it falls back to ``type(optimizer)(params,
     **optimizer.defaults)``. Optimizer state (momentum) is not carried over: the checks start from
-    initialization. A group's ``initial_lr`` (set by LR schedulers) is taken as its LR, so a warm-up
-    that starts at 0 does not freeze the checks' training runs.
+    initialization. A scheduled group's base LR (``scheduled_lr``) is taken as its LR, so a warm-up
+    that starts at 0 does not freeze the checks' training runs, and the fallback and
+    ``describe_optimizer`` use the same value: the LR called "configured" is one value everywhere.
     """
-    cls, defaults = type(optimizer), dict(optimizer.defaults)
+    cls, defaults = type(optimizer), _configured(optimizer)
     # Some defaults are not constructor arguments (AdamW's decoupled_weight_decay): every setting
     # travels in the parameter groups, the constructor gets those it accepts.
     arguments = _constructor_arguments(cls, defaults)
@@ -87,15 +88,37 @@ def _constructor_arguments(cls: type, defaults: Mapping[str, Any]) -> dict[str, 
 
 def _group_settings(group: Mapping[str, Any]) -> dict[str, Any]:
     settings = {k: v for k, v in group.items() if k not in _GROUP_IDENTITY_KEYS}
-    if "initial_lr" in group:
-        settings["lr"] = group["initial_lr"]
+    scheduled = scheduled_lr(group)
+    if scheduled is not None:
+        settings["lr"] = scheduled
     return settings
+
+
+def scheduled_lr(group: Mapping[str, Any]) -> float | None:
+    """The LR a scheduler attached to this group is built around, None without one: OneCycleLR's
+    peak (``max_lr``; its ``initial_lr`` is the warm-up's start, max_lr / 25), else the LR the
+    scheduler found on the group (``initial_lr``: a LambdaLR warm-up scales it from 0)."""
+    for key in ("max_lr", "initial_lr"):
+        value = group.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def _configured(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's defaults, with the first group's scheduled base LR where a scheduler set one."""
+    defaults = dict(optimizer.defaults)
+    scheduled = scheduled_lr(optimizer.param_groups[0]) if optimizer.param_groups else None
+    if scheduled is not None:
+        defaults["lr"] = scheduled
+    return defaults
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
     """'SGD (lr=0.1, momentum=0.9)': the settings that differ between optimizers' usual uses."""
     shown = ("lr", "momentum", "betas", "weight_decay")
-    settings = ", ".join(f"{k}={optimizer.defaults[k]}" for k in shown if k in optimizer.defaults)
+    configured = _configured(optimizer)
+    settings = ", ".join(f"{k}={configured[k]}" for k in shown if k in configured)
     return f"{type(optimizer).__name__} ({settings})"
 
 

@@ -561,3 +561,23 @@ def test_a_real_lightning_autoencoder():
     report = check(RealAutoEncoder(), zoo.images(n=64), device="cpu", only=FAST)
     assert_sound(report)
     assert "target = input" in " ".join(report.notes)
+
+
+class OneCycleLit(LitModel):
+    """configure_optimizers with OneCycleLR: the group's lr and initial_lr are the warm-up's start
+    (max_lr / 25 = 0.00012); the configured LR is max_lr, 0.003, while the constructor says 0.001."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=0.001)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.003, total_steps=1000)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def test_a_one_cycle_schedule_is_reported_with_one_configured_lr_everywhere():
+    torch.manual_seed(0)
+    report = check(OneCycleLit(zoo.mlp()), zoo.blobs(), device="cpu", only=["update_ratio", "lr_range"])
+    assert "AdamW (lr=0.003," in " ".join(report.notes)
+    assert report.result("update_ratio").metrics["lr"] == pytest.approx(0.003)
+    assert "lr 0.003 " in report.result("lr_range").summary
+    shown = " ".join(r.summary + " ".join(r.evidence) for r in report.results)
+    assert "0.00012" not in shown and "lr 0.001" not in shown
