@@ -11,6 +11,7 @@ requires_grad=True").
 
 from __future__ import annotations
 
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -74,11 +75,12 @@ def _checkpointing(model: nn.Module) -> bool:
 
 def adapter_parameters(model: nn.Module) -> tuple[str, ...]:
     """Parameter names of PEFT adapters, read from PEFT's own tuner layers (each declares its
-    adapter sub-module names, e.g. LoRA's lora_A/lora_B); () without PEFT installed."""
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:
+    adapter sub-module names, e.g. LoRA's lora_A/lora_B); () when PEFT was never imported (a PEFT
+    model cannot exist then, and importing it costs seconds)."""
+    tuners = sys.modules.get("peft.tuners.tuners_utils")
+    if tuners is None:
         return ()
+    BaseTunerLayer = tuners.BaseTunerLayer
     names = []
     for path, module in model.named_modules():
         if not isinstance(module, BaseTunerLayer):
