@@ -28,8 +28,10 @@ BROKEN = [
     "broken_dead_relu_negative_bias",
     "broken_l2_strength_1_sigmoid",
     "broken_params_missing_from_optimizer",
+    "broken_lora_nothing_trainable",
+    "broken_fp16_adam_eps",
 ]
-SOUND = ["sound_binary_logits", "sound_regression_mlp"]
+SOUND = ["sound_binary_logits", "sound_regression_mlp", "sound_bf16_mlp"]
 
 
 @pytest.fixture(autouse=True)
