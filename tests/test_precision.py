@@ -1,3 +1,4 @@
+import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
@@ -5,7 +6,7 @@ from torch.utils.data import TensorDataset
 from nndoctor import api
 from nndoctor.result import Status
 from tests import zoo
-from tests.conftest import run_check
+from tests.conftest import run_case, run_check
 
 
 def blobs_in(dtype: torch.dtype) -> TensorDataset:
@@ -75,3 +76,9 @@ def test_bfloat16_model_gets_no_false_alarm_anywhere():
     report = api.check(mlp_in(torch.bfloat16), blobs_in(torch.bfloat16), loss_fn=nn.CrossEntropyLoss(), device="cpu")
     failed = {r.id: r.summary for r in report.results if r.status in (Status.FAIL, Status.ERROR)}
     assert not failed, failed
+
+
+@pytest.mark.parametrize("case", zoo.sound_cases(), ids=lambda c: c.name)
+def test_sound_float32_models_pass(case):
+    result = run_case("precision", case)
+    assert result.status is Status.PASS, result.summary

@@ -6,7 +6,8 @@ from torch.utils.data import Dataset, TensorDataset
 
 from nndoctor import api
 from nndoctor.result import Status
-from tests.conftest import run_check
+from tests import zoo
+from tests.conftest import run_case, run_check
 
 peft = pytest.importorskip("peft")
 transformers = pytest.importorskip("transformers")
@@ -159,3 +160,10 @@ def test_hugging_face_bert_with_lora_passes():
     result = run_check("trainable_params", model, Tokens())
     assert result.status is Status.PASS, result.summary
     assert result.metrics["adapter_tensors"] == 8
+
+
+@pytest.mark.parametrize("case", zoo.sound_cases(), ids=lambda c: c.name)
+def test_sound_models_pass(case):
+    result = run_case("trainable_params", case)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["frozen_tensors"] == 0 and result.metrics["trainable_share"] == 1.0
