@@ -46,6 +46,14 @@ def test_float16_weights_under_adam_with_a_representable_eps_pass():
     assert first_step_is_finite(mlp_in(torch.float16), data, adam(1e-4))
 
 
+def test_float16_weights_under_fused_adam_pass_as_its_kernel_computes_in_float32():
+    data = blobs_in(torch.float16)
+    fused = lambda params: torch.optim.Adam(params, lr=1e-3, fused=True)  # noqa: E731
+    result = run_check("precision", mlp_in(torch.float16), data, nn.CrossEntropyLoss(), optimizer=fused)
+    assert result.status is Status.PASS, result.summary
+    assert first_step_is_finite(mlp_in(torch.float16), data, fused)
+
+
 def test_bfloat16_under_default_adam_passes():
     """bfloat16 has float32's exponent range: eps=1e-8 survives, no false alarm."""
     data = blobs_in(torch.bfloat16)

@@ -4,7 +4,9 @@
   add eps to sqrt(v) in it. Float16's smallest subnormal is 6e-8, so the default eps=1e-8 rounds to
   0; (1 - beta2) * g^2 underflows to 0 for every |g| below ~8e-3 as well, and the step divides by
   zero: inf, or 0/0 = NaN where a gradient is 0 (a ReLU unit that did not fire). Measured: a ReLU MLP
-  in float16 under Adam(eps=1e-8) has non-finite weights after its first step. Mixed precision
+  in float16 under Adam(eps=1e-8) has non-finite weights after its first step (the for-loop and
+  foreach implementations; ``fused=True`` computes in float32 inside its kernel, and the same MLP
+  trains, so fused groups are not judged). Mixed precision
   (float32 master weights under torch.autocast) does not have the problem; bfloat16 neither, as its
   exponent range is float32's.
 - **Overflowing activations.** Float16 tops out at 65504: the first module (in execution order)
@@ -74,6 +76,8 @@ def _underflowing_eps(ctx: Context, model: nn.Module) -> tuple[str, float] | Non
     for group in optimizer.param_groups:
         eps = group.get("eps")
         halves = any(p.dtype == torch.float16 for p in group["params"])
+        if group.get("fused"):  # the fused kernel does its arithmetic in float32: eps survives
+            continue
         if halves and isinstance(eps, (int, float)) and float(torch.tensor(eps, dtype=torch.float16)) == 0.0:
             return name, float(eps)
     return None
