@@ -90,3 +90,31 @@ def test_bfloat16_model_gets_no_false_alarm_anywhere():
 def test_sound_float32_models_pass(case):
     result = run_case("precision", case)
     assert result.status is Status.PASS, result.summary
+
+
+class MaskLastPositions(nn.Module):
+    """Sets masked positions to the dtype's minimum, as Hugging Face models do in half precision:
+    -65504 is representable in float16, not an overflow."""
+
+    def forward(self, scores):
+        mask = torch.zeros_like(scores, dtype=torch.bool)
+        mask[:, -2:] = True
+        return scores.masked_fill(mask, torch.finfo(scores.dtype).min)
+
+
+class MaskedScores(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.score = nn.Linear(20, 8)
+        self.mask = MaskLastPositions()
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x):
+        return self.head(torch.softmax(self.mask(self.score(x)), dim=-1))
+
+
+def test_float16_mask_at_the_float16_minimum_is_not_an_overflow():
+    torch.manual_seed(0)
+    sgd = lambda params: torch.optim.SGD(params, lr=0.01)  # noqa: E731
+    result = run_check("precision", MaskedScores().half(), blobs_in(torch.float16), nn.CrossEntropyLoss(), optimizer=sgd)
+    assert result.status is Status.PASS, result.summary
