@@ -64,7 +64,7 @@ def test_lora_adapters_pass_and_are_counted():
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     assert result.metrics["trainable_parameters"] == trainable
     assert 0 < result.metrics["trainable_share"] < 0.5
-    assert "by step 2" in result.summary  # LoRA's B starts at zero: A gets its gradient a step later
+    assert "from step 2 on" in result.summary  # LoRA's B starts at zero: A gets its gradient a step later
 
 
 def test_frozen_backbone_with_trainable_head_passes():
@@ -122,6 +122,17 @@ def test_optimizer_built_before_wrapping_leaves_the_adapters_static():
     result = check(model, optimizer=optimizer)
     assert result.status is Status.FAIL and result.codes == ("trainable_params.adapters_static",)
     assert "not held by the optimizer" in result.summary
+
+
+def test_adapters_in_a_group_with_learning_rate_zero_do_not_move():
+    torch.manual_seed(0)
+    model = lora(Mlp(), ["fc1", "fc2"], head="head")
+    adapters = [p for name, p in model.named_parameters() if "lora_" in name]
+    others = [p for name, p in model.named_parameters() if "lora_" not in name and p.requires_grad]
+    optimizer = torch.optim.AdamW([{"params": others}, {"params": adapters, "lr": 0.0}], lr=1e-3)
+    result = check(model, optimizer=optimizer)
+    assert result.status is Status.FAIL and result.codes == ("trainable_params.adapters_static",)
+    assert "learning rate of 0" in result.summary
 
 
 def test_frozen_adapters_beside_a_trainable_head_fail():

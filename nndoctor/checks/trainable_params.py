@@ -7,9 +7,10 @@ all (fine-tuning setups: a frozen backbone, PEFT/LoRA adapters on a frozen base 
   checkpointed blocks' inputs do not require grad, so their outputs carry no grad_fn and torch
   warns "None of the inputs have requires_grad=True"; the adapters inside never get a gradient.
 - PEFT adapters (read from PEFT's tuner layers) that are all frozen while something else trains,
-  or trainable adapters that never move (no gradient within the shared step probe's steps, or not
-  held by the optimizer): fail. LoRA's B starts at zero, so A gets its first gradient one step
-  later; the step probe keeps stepping while late gradients arrive, so that is not a fault.
+  or trainable adapters that do not move in a few steps of the user's optimizer (measured on a
+  copy; the reason read from the shared step probe: not held by the optimizer, no gradient, or a
+  step that leaves them unchanged): fail. LoRA's B starts at zero, so A gets its first gradient
+  and moves one step later; that is not a fault.
 - Frozen parameters beside trainable ones are reported, never judged: freezing is deliberate.
 """
 
@@ -18,8 +19,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from nndoctor.context import Context
-from nndoctor.probes.step import gradient_step
-from nndoctor.probes.trainable import Trainability, trainability
+from nndoctor.probes.step import ParamStep, gradient_step
+from nndoctor.probes.trainable import MOVE_STEPS, Trainability, adapter_movement, trainability
 from nndoctor.result import Finding, Status
 
 NAMES_SHOWN = 3
@@ -93,23 +94,34 @@ def _judge_adapters(ctx: Context, state: Trainability, adapters: set[str], metri
                 "before wrapping it.",
             codes=("adapters_frozen",),
         )
-    static = [p for p in trainable if not p.in_optimizer or p.gradient_step is None]
+    moved = ctx.shared(adapter_movement)
+    static = [p for p in trainable if not moved.get(p.name, False)]
     if static and probe.finite:
-        outside = [p for p in static if not p.in_optimizer]
-        why = "not held by the optimizer" if len(outside) == len(static) else "no gradient reaches them" if not outside else "no gradient or not in the optimizer"
         return Finding(
-            Status.FAIL, f"{len(static)} of {len(trainable)} trainable adapter tensors do not move after {probe.passes} step(s): {why}",
+            Status.FAIL, f"{len(static)} of {len(trainable)} trainable adapter tensors do not move in {MOVE_STEPS} optimizer "
+                         f"steps: {_why_static(static)}",
             metrics, (counts, f"static adapters: {_names(p.name for p in static)}"),
-            fix="Build the optimizer after peft.get_peft_model, from the wrapped model's parameters, and make sure the adapted "
-                "layers run in forward.",
+            fix="Build the optimizer after peft.get_peft_model, from the wrapped model's parameters, give the adapters' "
+                "parameter group a learning rate above 0, and make sure the adapted layers run in forward.",
             codes=("adapters_static",),
         )
     latest = max((p.gradient_step or 1 for p in trainable), default=1)
-    when = "at the first step" if latest == 1 else f"by step {latest} (LoRA's B starts at zero, so A follows a step later)"
+    when = "from the first step" if latest == 1 else f"from step {latest} on (LoRA's B starts at zero, so A follows a step later)"
     return Finding(
-        Status.PASS, f"{counts}; all {len(trainable)} adapter tensors get gradients and move {when}",
+        Status.PASS, f"{counts}; all {len(trainable)} adapter tensors move within {MOVE_STEPS} steps, with gradients {when}",
         metrics, () if probe.finite else ("gradients were not finite; see numerics",),
     )
+
+
+def _why_static(static: list[ParamStep]) -> str:
+    outside = [p for p in static if not p.in_optimizer]
+    without = [p for p in static if p.in_optimizer and p.gradient_step is None]
+    reasons = [
+        *(["not held by the optimizer"] if outside else []),
+        *(["no gradient reaches them"] if without else []),
+        *(["the optimizer leaves them unchanged (a learning rate of 0?)"] if len(outside) + len(without) < len(static) else []),
+    ]
+    return "; ".join(reasons)
 
 
 def _names(names: Any) -> str:

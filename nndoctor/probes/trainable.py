@@ -18,10 +18,15 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nndoctor import training
 from nndoctor.context import Context
+from nndoctor.probes.step import step_batch_size
 
 # A small batch: the question is only whether the loss has a gradient path, not its value.
 BATCH = 8
+# LoRA's B starts at zero, so A gets its first gradient at step 2 and moves then; one more step
+# leaves room for an adapter behind another zero-initialized layer.
+MOVE_STEPS = 3
 
 
 @dataclass(frozen=True)
@@ -92,3 +97,25 @@ def adapter_parameters(model: nn.Module) -> tuple[str, ...]:
                 names.extend(f"{prefix}{layer_name}.{name}" for name, _ in part.named_parameters())
     return tuple(names)
 
+
+
+def adapter_movement(ctx: Context) -> dict[str, bool]:
+    """Adapter parameter name -> whether MOVE_STEPS steps of the user's optimizer changed it, on a
+    fresh copy against the user's unchanged weights: what "the adapters train" means, measured."""
+    names = set(adapter_parameters(ctx.subject.model))
+    model = ctx.subject.fresh_model()
+    optimizer = training.make_optimizer(ctx, model)
+    inputs, targets = ctx.batch(step_batch_size(ctx))
+    ctx.seed_everything()
+    for _ in range(MOVE_STEPS):
+        optimizer.zero_grad(set_to_none=True)
+        loss = ctx.subject.compute_loss(ctx.subject.predict(model, inputs), targets)
+        if not loss.requires_grad or not torch.isfinite(loss):
+            break
+        loss.backward()
+        optimizer.step()
+    before = dict(ctx.subject.model.named_parameters())
+    return {
+        name: not torch.equal(p.detach(), before[name].detach().to(p.device))
+        for name, p in model.named_parameters() if name in names
+    }
