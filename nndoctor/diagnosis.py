@@ -112,6 +112,19 @@ RULES: tuple[Rule, ...] = (
         (clue("update_ratio"), *CANNOT_LEARN),
     ),
     Rule(
+        "nothing_trains", "Nothing trainable learns (all frozen, cut off by checkpointing, or static adapters)",
+        "Keep the parameters meant to train trainable and connected to the loss, and build the optimizer from the final model.",
+        (clue("trainable_params", "nothing_trainable", "loss_not_connected", "adapters_frozen", "adapters_static",
+              fail_only=True),),
+        (clue("gradient_flow"), clue("update_ratio"), *CANNOT_LEARN),
+    ),
+    Rule(
+        "fp16_precision", "Float16 weights: Adam's eps rounds to 0 or activations overflow",
+        "Keep float32 master weights under torch.autocast with a GradScaler (or use bfloat16); in pure float16 raise Adam's eps to 1e-4.",
+        (clue("precision", "fp16_adam_eps", "fp16_overflow", fail_only=True),),
+        (clue("numerics"), *CANNOT_LEARN),
+    ),
+    Rule(
         "input_ignored", "The prediction does not depend on the input",
         "Check that forward uses its input and that nothing zeroes or detaches it on the way.",
         (clue("input_dependence", fail_only=True),),
@@ -232,6 +245,10 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "loss_rewards_errors": ("lr_too_low", "lr_too_high", "bad_init"),
     # units that never fire pass no gradient and no input signal
     "dead_relus": ("input_ignored", "broken_gradient_path"),
+    # a float16 step dividing by a zero eps, or an overflowing float16 activation, is where the NaN/Inf comes from
+    "fp16_precision": ("numerics", "lr_too_high", "exploding_gradients"),
+    # with nothing to train no learning rate lowers the loss and no gradient flows anywhere
+    "nothing_trains": ("lr_too_low", "broken_gradient_path", "input_ignored", "data_or_labels"),
     # an input that never reaches the output leaves the first layers without gradient
     "input_ignored": ("broken_gradient_path",),
 }

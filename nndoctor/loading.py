@@ -324,6 +324,7 @@ def build_subject(
     are split into inputs and target by ``target_key`` (adapters.dict_items)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
+    model, compiled_note = adapters.uncompiled(model)
     where = data_where or str(path)
     _usable_model(path, model)
     if batching.dataset_size(dataset, where) < 2:
@@ -338,9 +339,13 @@ def build_subject(
     inputs, target = batching.to_device(first, run_device)
     output = _first_prediction(path, probe_model, inputs, output_selector)
     _train_mode_prediction(path, probe_model, inputs, output_selector)
-    notes: list[str] = []
+    notes: list[str] = [compiled_note] if compiled_note else []
     if loss is None and adapters.is_lightning_like(model):
-        loss, loss_source = adapters.training_step_loss(model, output, target, str(path))
+        loss, loss_source, input_is_target = adapters.training_step_loss(model, inputs, output, target, str(path))
+        if input_is_target:  # an autoencoder-style step: it reconstructs its input
+            dataset, target = adapters.InputAsTarget(dataset), inputs
+            notes.append(f"{type(model).__name__}.training_step compares forward's output with the input: checked as "
+                         f"a reconstruction (target = input).")
     if loss is None:
         own = tokens.model_loss(probe_model, inputs, target, lambda raw: batching.select_output(raw, output_selector))
         loss, loss_source = own if own is not None else (None, loss_source)

@@ -2,8 +2,14 @@
 initial loss is approximately -ln(1/NUM_CLASSES)").
 
 The chance value is what an uninformative prediction scores: ln(C) for cross-entropy, ln 2 for
-binary cross-entropy, and for regression the loss of predicting zeros (an untrained network's
-output is near zero). For a hand-written loss it is measured by feeding the loss all-zero logits.
+binary cross-entropy. For a hand-written loss it is measured by feeding the loss all-zero logits.
+
+Regression is judged as regression: the reference is the best constant prediction (the target
+mean or median, as overfit_small_batch's baseline), and "confidently wrong" has no meaning there.
+An initial loss far above it says the output starts at the wrong scale, which costs steps while
+the optimizer shrinks the head, or never closes when an activation bounds the output. So a large
+gap is settled by the overfit run (shared with overfit_small_batch): closed within
+``close_steps`` steps it passes, closed later it warns (scale the head), never closed it fails.
 """
 
 from __future__ import annotations
@@ -16,7 +22,8 @@ from torch import nn
 
 from nndoctor import tokens
 from nndoctor.context import Context
-from nndoctor.probes.initial import initial_pass
+from nndoctor.probes.initial import InitialPass, initial_pass
+from nndoctor.probes.overfit import OverfitSettings, best_constant_loss, small_batch_run
 from nndoctor.result import Finding, Status
 
 
@@ -36,6 +43,11 @@ def _chance(ctx: Context, output: torch.Tensor, targets: Any) -> tuple[float, st
     loss = ctx.subject.loss_fn
     task = ctx.subject.task
     c = ctx.subject.num_classes
+    if task == "regression":
+        with torch.no_grad():
+            constant = best_constant_loss(ctx.subject, output, targets)
+        if constant is not None and math.isfinite(constant) and constant > 0:
+            return constant, f"the loss of the best constant prediction = {constant:.3g}"
     if isinstance(loss, (nn.CrossEntropyLoss, nn.NLLLoss)) or (task == "classification" and not _is_custom(loss)):
         return math.log(c), f"ln({c}) = {math.log(c):.2f}"
     if isinstance(loss, (nn.BCEWithLogitsLoss, nn.BCELoss)):
@@ -108,6 +120,8 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
             codes=("negative_cross_entropy",),
         )
     ratio = loss / expected
+    if ctx.subject.task == "regression" and ratio > thresholds["warn_ratio"]:
+        return _judge_regression_gap(ctx, measured, thresholds, metrics, headline, ratio)
     if ratio > thresholds["fail_ratio"]:
         return Finding(Status.FAIL, f"{headline} ({ratio:.1f}x): the model is confidently wrong at init", metrics,
                        codes=("far_above_chance",))
@@ -122,3 +136,38 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
             codes=("suspiciously_low",),
         )
     return Finding(Status.PASS, headline, metrics)
+
+
+def _judge_regression_gap(
+    ctx: Context, measured: InitialPass, thresholds: Mapping[str, Any], metrics: dict[str, Any], headline: str, ratio: float,
+) -> Finding:
+    """A regression loss far above the constant baseline: how long the overfit run takes to bring
+    it down to that baseline decides (see the module docstring)."""
+    settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))  # requires: the shared run
+    run = ctx.shared(small_batch_run, settings)
+    baseline = run.goal.baseline if run.goal.baseline is not None else metrics["expected"]
+    closed = next((step for step, value in enumerate(run.curve.losses) if value <= baseline), None)
+    metrics.update({"baseline_reached_at_step": closed, "overfit_baseline": baseline})
+    text = f"{headline} ({ratio:.1f}x)"
+    if closed is None:
+        return Finding(
+            Status.FAIL,
+            f"{text}: the overfit run never brings the loss down to the best constant prediction's "
+            f"{baseline:.3g} ({run.curve.steps} steps, best {min(run.curve.losses):.3g})",
+            metrics, ("an output bounded by an activation, or a head the optimizer cannot rescale; see output_head",),
+            fix="Make the last layer linear (no tanh/sigmoid/ReLU on a regression output) or rescale the targets into "
+                "the output's range, and initialize the head small with its bias at the target mean.",
+            codes=("regression_gap_not_closed",),
+        )
+    if closed <= thresholds["close_steps"]:
+        return Finding(
+            Status.PASS, f"{text}: an initial output scale the optimizer corrects within {closed} steps "
+                         f"(overfit run on the same setup)", metrics,
+        )
+    return Finding(
+        Status.WARN, f"{text}: the output starts at the wrong scale; the overfit run needs {closed} steps to reach the "
+                     f"best constant prediction", metrics,
+        fix="Scale the head: multiply the last layer's initial weights by 0.1 (or zero them) and set its bias to the "
+            "target mean, so training starts at the constant baseline instead of spending steps getting there.",
+        codes=("regression_init_scale",),
+    )
