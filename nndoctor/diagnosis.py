@@ -285,6 +285,11 @@ def _score(rule: Rule, results: dict[str, CheckResult]) -> tuple[float, list[Che
 
 
 def rank(results: tuple[CheckResult, ...]) -> tuple[Cause, ...]:
+    """The likely causes of what failed. Without a failed check there is no failure to explain:
+    warnings carry their own fixes, and a cause read from warnings alone would name a root cause
+    for a model that trains (a stock transformer's 0.02 init warned at a tiny width, say)."""
+    if not any(r.status is Status.FAIL for r in results):
+        return ()
     by_id = {r.id: r for r in results}
     causes = []
     firm = set()  # causes with a failed primary check: firm enough to explain others

@@ -50,7 +50,13 @@ def test_lr_range_finding_no_working_rate_is_not_a_low_learning_rate():
     regex once read its "lowered" as "low" and ranked lr_too_low first."""
     causes = rank((_result("lr_range", Status.WARN, "no_working_rate"), _result("overfit_small_batch", Status.FAIL, "plateau")))
     assert "lr_too_low" not in [c.key for c in causes]
-    assert [c.key for c in rank((_result("lr_range", Status.WARN, "too_low"),))] == ["lr_too_low"]
+    stuck = _result("overfit_small_batch", Status.FAIL, "plateau")
+    assert [c.key for c in rank((_result("lr_range", Status.WARN, "too_low"), stuck))][0] == "lr_too_low"
+
+
+def test_warnings_alone_name_no_cause():
+    """Nothing failed, so there is no failure to explain: each warning carries its own fix."""
+    assert rank((_result("lr_range", Status.WARN, "too_low"), _result("weight_init", Status.WARN, "scale_too_small"))) == ()
 
 
 def test_a_loss_that_rewards_errors_outranks_the_learning_rate_sweep_it_misleads():
@@ -233,6 +239,6 @@ def test_sequence_causes_follow_their_codes():
     assert [c.key for c in rank((_result("batch_independence", Status.FAIL, "samples_mix"),))] == ["batch_mixing"]
     assert rank((_result("causal_dependence", Status.FAIL, "sees_future"),))[0].key == "future_leak"
     eos = _result("class_balance", Status.WARN, "eos_label_ignored")
-    assert rank((eos,))[0].key == "labels_masked"
+    assert rank((eos, _result("overfit_small_batch", Status.FAIL, "plateau")))[0].key == "labels_masked"
     imbalance = _result("class_balance", Status.FAIL, "imbalanced")
     assert all(c.key != "labels_masked" for c in rank((imbalance,)))
