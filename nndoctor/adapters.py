@@ -9,8 +9,15 @@
   (``training_step_loss``): the checks compute ``predict()`` and then ``compute_loss(output,
   target)``, so the training step is run with the module's forward answering the given output.
   That is exactly the loss when ``training_step`` gets its prediction from ``self(x)`` or
-  ``self.forward(x)``, which is verified on the first batch; a step that computes its prediction
-  another way (``self.encoder(x)``) is refused with a message asking for ``loss_fn``.
+  ``self.forward(x)``, which is verified on the first batch (the step's own loss must match); a
+  step that computes its prediction another way (``self.encoder(x)``) is refused with a message
+  asking for ``loss_fn``. A self-supervised step that compares forward's output with the *input*
+  (an autoencoder's ``F.mse_loss(self(x), x)``) is recognised on the first batch and checked as a
+  reconstruction: the loss is that standard loss, the target the input (``InputAsTarget``).
+* **torch.compile'd models** (``OptimizedModule``): the checks examine the original module
+  (``_orig_mod``, the same parameters), uncompiled (``uncompiled``). Compiled and eager forward
+  compute the same function; compiling each of the checks' copies would cost minutes and flood the
+  terminal with dynamo's recompilation warnings.
 * **Dict items** (Hugging Face style ``{"input_ids": ..., "attention_mask": ..., "labels": ...}``):
   ``DictItems`` presents them as (inputs, target) pairs, the inputs going to the model as keyword
   arguments.
@@ -46,10 +53,11 @@ def optimizer_factory(optimizer: torch.optim.Optimizer, parameters: Iterable[tor
     settings (a smaller LR for a backbone, no weight decay on biases; parameters left out of the
     optimizer stay out); given anything else it falls back to ``type(optimizer)(params,
     **optimizer.defaults)``. Optimizer state (momentum) is not carried over: the checks start from
-    initialization. A group's ``initial_lr`` (set by LR schedulers) is taken as its LR, so a warm-up
-    that starts at 0 does not freeze the checks' training runs.
+    initialization. A scheduled group's base LR (``scheduled_lr``) is taken as its LR, so a warm-up
+    that starts at 0 does not freeze the checks' training runs, and the fallback and
+    ``describe_optimizer`` use the same value: the LR called "configured" is one value everywhere.
     """
-    cls, defaults = type(optimizer), dict(optimizer.defaults)
+    cls, defaults = type(optimizer), _configured(optimizer)
     # Some defaults are not constructor arguments (AdamW's decoupled_weight_decay): every setting
     # travels in the parameter groups, the constructor gets those it accepts.
     arguments = _constructor_arguments(cls, defaults)
@@ -80,16 +88,58 @@ def _constructor_arguments(cls: type, defaults: Mapping[str, Any]) -> dict[str, 
 
 def _group_settings(group: Mapping[str, Any]) -> dict[str, Any]:
     settings = {k: v for k, v in group.items() if k not in _GROUP_IDENTITY_KEYS}
-    if "initial_lr" in group:
-        settings["lr"] = group["initial_lr"]
+    scheduled = scheduled_lr(group)
+    if scheduled is not None:
+        settings["lr"] = scheduled
     return settings
+
+
+def scheduled_lr(group: Mapping[str, Any]) -> float | None:
+    """The LR a scheduler attached to this group is built around, None without one: OneCycleLR's
+    peak (``max_lr``; its ``initial_lr`` is the warm-up's start, max_lr / 25), else the LR the
+    scheduler found on the group (``initial_lr``: a LambdaLR warm-up scales it from 0)."""
+    for key in ("max_lr", "initial_lr"):
+        value = group.get(key)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return None
+
+
+def _configured(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    """The optimizer's defaults, with the first group's scheduled base LR where a scheduler set one."""
+    defaults = dict(optimizer.defaults)
+    scheduled = scheduled_lr(optimizer.param_groups[0]) if optimizer.param_groups else None
+    if scheduled is not None:
+        defaults["lr"] = scheduled
+    return defaults
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:
     """'SGD (lr=0.1, momentum=0.9)': the settings that differ between optimizers' usual uses."""
     shown = ("lr", "momentum", "betas", "weight_decay")
-    settings = ", ".join(f"{k}={optimizer.defaults[k]}" for k in shown if k in optimizer.defaults)
+    configured = _configured(optimizer)
+    settings = ", ".join(f"{k}={configured[k]}" for k in shown if k in configured)
     return f"{type(optimizer).__name__} ({settings})"
+
+
+# --- torch.compile ---------------------------------------------------------------------------
+
+
+def uncompiled(model: nn.Module) -> tuple[nn.Module, str | None]:
+    """(the module torch.compile wrapped, a note) for a compiled model; (model, None) otherwise.
+    The original module holds the very same parameters, so an optimizer built for the compiled
+    model lines up with it."""
+    original = getattr(model, "_orig_mod", None)
+    if not isinstance(original, nn.Module):  # checked first: torch._dynamo is slow to import
+        return model, None
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    if not isinstance(model, OptimizedModule):
+        return model, None
+    return original, (
+        f"The model is torch.compile'd: the checks examine its original module ({type(original).__name__}, "
+        f"model._orig_mod), uncompiled; compiled and eager forward compute the same function."
+    )
 
 
 # --- Lightning-style modules --------------------------------------------------------------------
@@ -190,11 +240,17 @@ def _loss_of(result: Any, name: str) -> torch.Tensor:
     raise TypeError(f"{name} returned {type(result).__name__}, not the loss tensor or a dict with 'loss'")
 
 
-def training_step_loss(module: nn.Module, output: torch.Tensor, target: Any, where: str) -> tuple[Callable, str]:
-    """(loss_fn, source) for a Lightning-style module given without a loss, verified on the first
-    batch: the step's loss must depend on forward's output and on no parameter directly. When the
-    module holds a torch loss (``self.criterion = nn.CrossEntropyLoss()``) that gives the same value,
-    that loss itself is returned, so that the checks which know the standard losses can use it."""
+def training_step_loss(module: nn.Module, inputs: Any, output: torch.Tensor, target: Any, where: str) -> tuple[Callable, str, bool]:
+    """(loss_fn, source, input_is_target) for a Lightning-style module given without a loss,
+    verified on the first batch: the step's loss must depend on forward's output and on no
+    parameter directly, and must equal the step's own loss on the real batch. When the module holds
+    a torch loss (``self.criterion = nn.CrossEntropyLoss()``) that gives the same value, that loss
+    itself is returned, so that the checks which know the standard losses can use it.
+
+    A self-supervised step (an autoencoder: ``loss = F.mse_loss(self(x), x)``) compares forward's
+    output with the input, not the target: when the step's real loss equals a standard loss (or
+    the module's own) between forward's output and the input, that loss is returned with
+    ``input_is_target`` set, and the checks train the model to reproduce its input."""
     loss_fn = TrainingStepLoss(module, output.device)
     prediction = output.detach().clone().requires_grad_(True)
     refusal = (
@@ -203,6 +259,11 @@ def training_step_loss(module: nn.Module, output: torch.Tensor, target: Any, whe
         f"self.forward(x). Pass the loss instead: loss_fn=... in the Python API, loss_fn in model.py, "
         f"or loss: in nndoctor.yaml."
     )
+    real = _real_step_loss(module, inputs, target, output.device)
+    reconstruction = _reconstruction_criterion(module, inputs, output.detach(), real)
+    if reconstruction is not None:
+        name, criterion = reconstruction
+        return ReconstructionLoss(criterion), f"{name} between forward's output and the input, as {loss_fn.__name__} computes it", True
     try:
         loss = loss_fn(prediction, target)
     except Exception as exc:
@@ -215,12 +276,79 @@ def training_step_loss(module: nn.Module, output: torch.Tensor, target: Any, whe
     if gradients[0] is None or reached:
         detail = f"it also uses {', '.join(reached[:3])} directly" if reached else "its loss does not depend on forward's output"
         raise InputError(f"{refusal} Here {detail}.")
+    if real is not None and not torch.allclose(loss.detach(), real, rtol=1e-4, atol=1e-6):
+        raise InputError(
+            f"{refusal} Here training_step's own loss on the first batch ({float(real):.4g}) differs from its loss "
+            f"of forward's output ({float(loss.detach()):.4g})."
+        )
     loss_fn.module.requires_grad_(False)  # the copy only computes losses: no gradients to keep
     criterion = _matching_criterion(loss_fn.module, prediction.detach(), target, loss.detach())
     if criterion is not None:
         name, module_loss = criterion
-        return module_loss, f"{type(module).__name__}.{name}, which {loss_fn.__name__} applies"
-    return loss_fn, "Lightning-style training_step, fed forward's output"
+        return module_loss, f"{type(module).__name__}.{name}, which {loss_fn.__name__} applies", False
+    return loss_fn, "Lightning-style training_step, fed forward's output", False
+
+
+def _real_step_loss(module: nn.Module, inputs: Any, target: Any, device: torch.device) -> torch.Tensor | None:
+    """training_step's loss on the real batch (a copy in eval mode, as forward's output was
+    computed), or None when the step cannot run outside a Trainer."""
+    owner = copy.deepcopy(module).to(device).eval()
+    step = owner.training_step
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # Lightning warns that self.log() has no Trainer
+            batch = (inputs, target)
+            result = step(batch, 0) if _positional_count(step) >= 2 else step(batch)
+        loss = _loss_of(result, "training_step")
+    except Exception:
+        return None
+    return loss.detach() if loss.numel() == 1 else None
+
+
+# Losses a reconstruction objective is written with, tried after the module's own loss modules.
+RECONSTRUCTION_LOSSES = (nn.MSELoss(), nn.L1Loss(), nn.SmoothL1Loss(), nn.BCEWithLogitsLoss(), nn.BCELoss())
+
+
+def _reconstruction_criterion(module: nn.Module, inputs: Any, output: torch.Tensor, real: torch.Tensor | None) -> tuple[str, nn.Module] | None:
+    """(name, loss) when the step's real loss is that loss between forward's output and the input."""
+    if real is None or not isinstance(inputs, torch.Tensor) or not inputs.is_floating_point() or inputs.numel() != output.numel():
+        return None
+    reference = inputs.reshape(output.shape).to(output.dtype)
+    own = [(f"{type(module).__name__}.{name}", child) for name, child in module.named_children() if isinstance(child, nn.modules.loss._Loss)]
+    for name, criterion in [*own, *((type(c).__name__, c) for c in RECONSTRUCTION_LOSSES)]:
+        try:
+            value = criterion(output, reference)
+        except Exception:  # e.g. BCELoss on values outside [0, 1]
+            continue
+        if value.numel() == 1 and torch.allclose(value, real.to(value.dtype), rtol=1e-4, atol=1e-6) and float(real) != 0:
+            return name, criterion
+    return None
+
+
+class ReconstructionLoss:
+    """``criterion(output, input)`` for a self-supervised objective: the dataset's target is the
+    input itself (InputAsTarget), reshaped to the output's shape as the step flattens it."""
+
+    def __init__(self, criterion: nn.Module):
+        self.criterion = criterion
+        self.__name__ = f"{type(criterion).__name__} against the input"
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.criterion(output, target.reshape(output.shape).to(output.dtype))
+
+
+class InputAsTarget(Dataset):
+    """(input, input) pairs from (input, anything) items: the target of a reconstruction objective."""
+
+    def __init__(self, dataset: Dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
+        inputs = self.dataset[index][0]
+        return inputs, inputs
 
 
 def _matching_criterion(module: nn.Module, output: torch.Tensor, target: Any, value: torch.Tensor) -> tuple[str, nn.Module] | None:

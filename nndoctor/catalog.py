@@ -34,7 +34,7 @@ class CheckSpec:
     cost: str = "probe"  # "probe" (forward/backward passes) or "training-run"
     in_quick: bool = False  # a training run that --quick still runs (the others it skips)
     requires: tuple[str, ...] = ()  # checks whose shared runs (and settings) this check reads
-    guards_data: bool = False  # once it fails, other checks' crashes are symptoms of the data: skips
+    explains_crashes: bool = False  # once it fails, other checks' crashes are its symptoms: skips
 
     def qualify(self, code: str) -> str:
         """The qualified form of one of this check's codes; unknown codes are a programming error."""
@@ -107,7 +107,7 @@ def load_catalog() -> tuple[CheckSpec, ...]:
                     cost=str(entry.get("cost", "probe")),
                     in_quick=bool(entry.get("in_quick", entry.get("cost", "probe") != "training-run")),
                     requires=tuple(entry.get("requires") or ()),
-                    guards_data=bool(entry.get("guards_data", False)),
+                    explains_crashes=bool(entry.get("explains_crashes", False)),
                 )
             )
     specs.sort(key=lambda s: s.section_order)  # stable: keeps file order inside a section

@@ -112,6 +112,19 @@ RULES: tuple[Rule, ...] = (
         (clue("update_ratio"), *CANNOT_LEARN),
     ),
     Rule(
+        "nothing_trains", "Nothing trainable learns (all frozen, cut off by checkpointing, or static adapters)",
+        "Keep the parameters meant to train trainable and connected to the loss, and build the optimizer from the final model.",
+        (clue("trainable_params", "nothing_trainable", "loss_not_connected", "adapters_frozen", "adapters_static",
+              fail_only=True),),
+        (clue("gradient_flow"), clue("update_ratio"), *CANNOT_LEARN),
+    ),
+    Rule(
+        "fp16_precision", "Float16 weights: Adam's eps rounds to 0 or activations overflow",
+        "Keep float32 master weights under torch.autocast with a GradScaler (or use bfloat16); in pure float16 raise Adam's eps to 1e-4.",
+        (clue("precision", "fp16_adam_eps", "fp16_overflow", fail_only=True),),
+        (clue("numerics"), *CANNOT_LEARN),
+    ),
+    Rule(
         "input_ignored", "The prediction does not depend on the input",
         "Check that forward uses its input and that nothing zeroes or detaches it on the way.",
         (clue("input_dependence", fail_only=True),),
@@ -120,7 +133,24 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "batch_mixing", "Samples of a batch are mixed together",
         "Use permute/transpose (not view/reshape) to reorder axes and keep the batch dimension first.",
-        (clue("batch_independence", fail_only=True),),
+        (clue("batch_independence", "samples_mix", fail_only=True),),
+    ),
+    Rule(
+        "batch_position", "Each sample's prediction depends on its position in the batch",
+        "Index positional encodings by the sequence axis (pe[:, :x.size(1)] for batch-first tensors), never by the batch axis.",
+        (clue("batch_independence", "batch_position", fail_only=True),),
+    ),
+    Rule(
+        "labels_masked", "Token labels are masked away (every label, or the end-of-sequence token)",
+        "Mask padding through the attention mask (labels[attention_mask == 0] = -100), not by token id, and keep answer tokens unmasked.",
+        (clue("class_balance", "all_labels_ignored", "eos_label_ignored"),),
+        (clue("numerics"), clue("overfit_small_batch")),
+    ),
+    Rule(
+        "future_leak", "The language model sees the tokens it must predict (no causal mask)",
+        "Mask attention causally (is_causal=True / a square subsequent mask) or use a decoder model class.",
+        (clue("causal_dependence", "sees_future", fail_only=True),),
+        (clue("overfit_small_batch"),),
     ),
     Rule(
         "lr_too_high", "The learning rate is too high",
@@ -181,6 +211,13 @@ RULES: tuple[Rule, ...] = (
         (clue("prediction_collapse"),),
     ),
     Rule(
+        "loss_rewards_errors", "The loss rewards errors: training climbs it, or it falls without bound",
+        "Minimize a loss that measures error: no `-criterion(...)`, no maximize=True, a positive learning rate, "
+        "`p -= lr * grad` in a hand-written update, and a loss bounded below (not a similarity or an accuracy).",
+        (_overfit("rising"), clue("easy_data", "rising")),
+        (clue("initial_loss", "negative_cross_entropy"),),
+    ),
+    Rule(
         "data_or_labels", "The model learns easy data but not yours: look at the data and the labels",
         "Inspect raw examples and their labels; check the preprocessing and the input-label pairing.",
         (clue("overfit_small_batch", fail_only=True),),
@@ -203,8 +240,15 @@ EXPLAINS: dict[str, tuple[str, ...]] = {
     "vanishing_gradients": ("bad_init", "input_ignored"),
     # a huge bias or constant weights at init also make the output input-independent
     "bad_init": ("input_ignored",),
+    # a loss that rewards errors makes the learning-rate sweep chase it (the steepest "descent" lies
+    # at huge rates) and the initial loss read as far off
+    "loss_rewards_errors": ("lr_too_low", "lr_too_high", "bad_init"),
     # units that never fire pass no gradient and no input signal
     "dead_relus": ("input_ignored", "broken_gradient_path"),
+    # a float16 step dividing by a zero eps, or an overflowing float16 activation, is where the NaN/Inf comes from
+    "fp16_precision": ("numerics", "lr_too_high", "exploding_gradients"),
+    # with nothing to train no learning rate lowers the loss and no gradient flows anywhere
+    "nothing_trains": ("lr_too_low", "broken_gradient_path", "input_ignored", "data_or_labels"),
     # an input that never reaches the output leaves the first layers without gradient
     "input_ignored": ("broken_gradient_path",),
 }
@@ -241,7 +285,12 @@ def _score(rule: Rule, results: dict[str, CheckResult]) -> tuple[float, list[Che
 
 
 def rank(results: tuple[CheckResult, ...], rules: tuple[Rule, ...] | None = None) -> tuple[Cause, ...]:
-    """Likely causes by RULES, or by other ``rules`` on the same evidence (the watcher's timeline)."""
+    """The likely causes of what failed, by RULES or by other ``rules`` on the same evidence (the
+    watcher's timeline). Without a failed check there is no failure to explain:
+    warnings carry their own fixes, and a cause read from warnings alone would name a root cause
+    for a model that trains (a stock transformer's 0.02 init warned at a tiny width, say)."""
+    if not any(r.status is Status.FAIL for r in results):
+        return ()
     by_id = {r.id: r for r in results}
     causes = []
     firm = set()  # causes with a failed primary check: firm enough to explain others

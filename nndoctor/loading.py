@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from nndoctor import adapters, batching, dataspec
+from nndoctor import adapters, batching, dataspec, tokens
 from nndoctor.config import TASKS, Config
 from nndoctor.errors import InputError
 from nndoctor.usercode import call_user, import_model_file, user_frame
@@ -50,6 +50,8 @@ class Subject:
     loss_source: str = ""
     optimizer_source: str = ""
     keep_hooks: bool = False  # let the user's own forward/backward hooks fire on nndoctor's copies
+    # A token-level objective (outputs (B, T, V), labels (B, T)): language models and taggers.
+    token_objective: tokens.TokenObjective | None = None
 
     def fresh_model(self) -> nn.Module:
         return private_copy(self.model, self.keep_hooks).to(self.device).train()
@@ -322,6 +324,7 @@ def build_subject(
     are split into inputs and target by ``target_key`` (adapters.dict_items)."""
     if not isinstance(model, nn.Module):
         raise InputError(f"{path}: the model is a {type(model).__name__}, not a torch.nn.Module.")
+    model, compiled_note = adapters.uncompiled(model)
     where = data_where or str(path)
     _usable_model(path, model)
     if batching.dataset_size(dataset, where) < 2:
@@ -336,9 +339,16 @@ def build_subject(
     inputs, target = batching.to_device(first, run_device)
     output = _first_prediction(path, probe_model, inputs, output_selector)
     _train_mode_prediction(path, probe_model, inputs, output_selector)
-    notes: list[str] = []
+    notes: list[str] = [compiled_note] if compiled_note else []
     if loss is None and adapters.is_lightning_like(model):
-        loss, loss_source = adapters.training_step_loss(model, output, target, str(path))
+        loss, loss_source, input_is_target = adapters.training_step_loss(model, inputs, output, target, str(path))
+        if input_is_target:  # an autoencoder-style step: it reconstructs its input
+            dataset, target = adapters.InputAsTarget(dataset), inputs
+            notes.append(f"{type(model).__name__}.training_step compares forward's output with the input: checked as "
+                         f"a reconstruction (target = input).")
+    if loss is None:
+        own = tokens.model_loss(probe_model, inputs, target, lambda raw: batching.select_output(raw, output_selector))
+        loss, loss_source = own if own is not None else (None, loss_source)
     make_optimizer, optimizer_source = _optimizer_factory(path, model, make_optimizer, optimizer_source, notes)
     if task is not None and task not in TASKS:
         raise InputError(f"{path}: task must be one of {', '.join(TASKS)}, not {task!r}.")
@@ -346,9 +356,16 @@ def build_subject(
         task_source = "declared"
     else:
         task, task_source = infer_task(loss, target, output)
+    if loss is None and task == "classification" and tokens.is_token_batch(output, target):
+        loss = tokens.TokenCrossEntropy(tokens.TokenObjective(0, tokens.HF_IGNORE_INDEX, int(output.shape[-1])))
+        loss_source = "default for token labels (cross-entropy at each position, labels -100 ignored)"
     if loss is None:
         loss = default_loss(task)
         loss_source = f"default for {task}"
+    if isinstance(loss, tokens.TokenCrossEntropy):
+        objective = loss.objective  # known, even where its value cannot tell (every label ignored: NaN)
+    else:
+        objective = tokens.recognise(loss, output, target) if task == "classification" else None
     subject = Subject(
         path=path,
         model=model,
@@ -366,6 +383,7 @@ def build_subject(
         loss_source=loss_source,
         optimizer_source=optimizer_source,
         keep_hooks=keep_hooks,
+        token_objective=tokens.with_data(objective, inputs, target) if objective is not None else None,
     )
     _check_optimizer_builds(subject, probe_model)
     _check_loss_runs(subject, output, target)

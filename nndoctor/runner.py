@@ -11,7 +11,7 @@ import ctypes.util
 import importlib
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Iterable
 
 from nndoctor import budget
@@ -56,11 +56,9 @@ def check_module(check_id: str):
     return importlib.import_module(f"nndoctor.checks.{check_id}")
 
 
-def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_by: str | None = None) -> CheckResult:
-    """Run one check; an exception becomes an `error` result, or a `skip` when ``broken_by`` (a
-    check marked ``guards_data`` in the catalog) has already failed: then the crash is a symptom
-    of data the check cannot run on (a loss that rejects out-of-range labels, say), and the report
-    should point at the cause, not at the check."""
+def run_one(ctx: Context, spec: CheckSpec, debug: bool = False) -> CheckResult:
+    """Run one check; an exception becomes an `error` result (see ``run_checks`` for when it is
+    a symptom of another check's finding instead)."""
     start = time.perf_counter()
     ctx.seed_everything()  # every check starts from the same RNG state: order does not matter
     error = None
@@ -75,13 +73,8 @@ def run_one(ctx: Context, spec: CheckSpec, debug: bool = False, broken_by: str |
         if debug:
             raise
         error = traceback.format_exc()
-        finding = Finding(Status.ERROR, f"the check crashed: {type(exc).__name__}: {exc}")
-        if broken_by:
-            error = None
-            finding = Finding.skip(
-                f"cannot run on this data ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
-                f"fix what {broken_by} reports first"
-            )
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
+        finding = Finding(Status.ERROR, f"the check crashed: {type(exc).__name__}: {exc}", {"crash": f"{type(exc).__name__}: {first_line}"})
     try:
         codes = tuple(spec.qualify(code) for code in finding.codes)
     except KeyError as exc:  # nndoctor's own bug: reported, counted as a check error by the zoo
@@ -108,6 +101,33 @@ def skipped_result(spec: CheckSpec, why: str) -> CheckResult:
     return CheckResult(id=spec.id, title=spec.title, section=spec.section, status=Status.SKIP, summary=why)
 
 
+class _Guards:
+    """The checks the catalog marks ``explains_crashes`` (data_integrity: labels the loss rejects;
+    trainable_params: nothing to train): once one fails, a crash of another check is a symptom of
+    that finding, reported as a skip pointing at it instead of an error. A guard is run on demand,
+    whether or not it was selected, so that the verdict does not depend on the selection; its
+    result is kept for its own turn."""
+
+    def __init__(self, ctx: Context, selection: Selection, debug: bool):
+        self.ctx, self.debug = ctx, debug
+        self.specs = [spec for spec in selection.catalog if spec.explains_crashes]
+        self.results: dict[str, CheckResult] = {}
+
+    def result(self, spec: CheckSpec) -> CheckResult:
+        if spec.id not in self.results:
+            self.results[spec.id] = run_one(self.ctx, spec, self.debug)
+        return self.results[spec.id]
+
+    def explain(self, crashed: CheckResult) -> CheckResult:
+        failed = next((g.id for g in self.specs if g.id != crashed.id and self.result(g).status is Status.FAIL), None)
+        if failed is None:
+            return crashed
+        return replace(
+            crashed, status=Status.SKIP, error=None, metrics={},
+            summary=f"cannot run on this setup ({crashed.metrics.get('crash', '')}); fix what {failed} reports first",
+        )
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What running the checks gave: a result for every check, and why the run stopped before
@@ -130,7 +150,7 @@ def run_checks(
     or when the input turns out unusable part-way (a dataset item that raises, shapes that
     change): that is one input problem, not an error in every check after it."""
     results: dict[str, CheckResult] = {}
-    guards = {spec.id: spec.guards_data for spec in selection.to_run}
+    guards = _Guards(ctx, selection, debug)
     stopped = input_problem = None
     for spec in selection.to_run:
         if stopped is None and deadline.expired():
@@ -140,10 +160,10 @@ def run_checks(
             continue
         if on_start:
             on_start(spec)
-        broken_by = next((r.id for r in results.values() if r.status is Status.FAIL and guards[r.id]), None)
         try:
             with budget.enforced(deadline):
-                results[spec.id] = run_one(ctx, spec, debug, broken_by)
+                result = guards.results.get(spec.id) or run_one(ctx, spec, debug)
+                results[spec.id] = guards.explain(result) if result.status is Status.ERROR else result
         except Stop as stop:
             stopped = stop.reason
         except KeyboardInterrupt:

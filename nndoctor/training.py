@@ -23,6 +23,7 @@ from torch.overrides import TorchFunctionMode
 from nndoctor import batching
 from nndoctor.context import Context, NonFiniteEvent
 from nndoctor.probes.head import module_stack, op_name
+from nndoctor.tokens import TokenObjective, is_token_batch
 
 
 @dataclass(frozen=True)
@@ -50,11 +51,15 @@ class Curve:
         return len(self.losses) - 1
 
 
-def accuracy(task: str, output: torch.Tensor, target: Any) -> float | None:
-    """Share of correct predictions for classification-type tasks, else None."""
+def accuracy(task: str, output: torch.Tensor, target: Any, objective: TokenObjective | None = None) -> float | None:
+    """Share of correct predictions for classification-type tasks, else None. A token objective
+    is scored where its loss is: each position against its (shifted) label, ignored ones left out."""
     if not isinstance(target, torch.Tensor):
         return None
     with torch.no_grad():
+        if objective is not None and is_token_batch(output, target):
+            logits, labels = objective.align(output, target)
+            return float((logits.argmax(-1) == labels).float().mean()) if labels.numel() else None
         if task == "classification":
             logits = output.reshape(-1, output.shape[-1]) if output.dim() > 1 else output
             labels = target.reshape(-1) if not target.is_floating_point() else target.reshape(-1, target.shape[-1]).argmax(-1)
@@ -129,7 +134,7 @@ def fit(
         loss = subject.compute_loss(output, step_targets)
         value = float(loss.detach())
         losses.append(value)
-        acc = accuracy(subject.task, output, step_targets)
+        acc = accuracy(subject.task, output, step_targets, subject.token_objective)
         if acc is not None:
             accuracies.append(acc)
         if not math.isfinite(value):

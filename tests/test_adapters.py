@@ -462,3 +462,122 @@ def test_dict_items_and_output_key_from_the_model_file_and_config(tmp_path):
     checks = {c["id"]: c for c in report["checks"]}
     assert code == 0 and checks["initial_loss"]["status"] == "pass"
     assert "3 logits" in checks["output_head"]["summary"]
+
+
+# --- self-supervised steps and torch.compile (issue 14) ------------------------------------------
+
+
+class LitAutoEncoder(nn.Module):
+    """Lightning's autoencoder tutorial with a forward: the step flattens the images and compares
+    the reconstruction with them (the labels are ignored)."""
+
+    def __init__(self, loss=F.mse_loss, bottleneck: int = 16):
+        super().__init__()
+        self.encoder = nn.Sequential(nn.Linear(3 * 16 * 16, 64), nn.ReLU(), nn.Linear(64, bottleneck))
+        self.decoder = nn.Sequential(nn.Linear(bottleneck, 64), nn.ReLU(), nn.Linear(64, 3 * 16 * 16))
+        self.loss = loss
+
+    def forward(self, x):
+        return self.decoder(self.encoder(x.view(x.size(0), -1)))
+
+    def training_step(self, batch, batch_idx):
+        x, _ = batch
+        x = x.view(x.size(0), -1)
+        x_hat = self.decoder(self.encoder(x))
+        return self.loss(x_hat, x)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+
+@pytest.mark.parametrize("loss, name", [(F.mse_loss, "MSELoss"), (F.l1_loss, "L1Loss")])
+def test_an_autoencoder_training_step_is_checked_as_a_reconstruction(loss, name):
+    torch.manual_seed(0)
+    report = check(LitAutoEncoder(loss), zoo.images(n=128), device="cpu", only=[*FAST, "data_integrity", "overfit_small_batch"])
+    assert_sound(report)
+    assert report.task == "regression"
+    notes = " ".join(report.notes)
+    assert f"{name} between forward's output and the input" in notes and "target = input" in notes
+
+
+def test_an_autoencoder_whose_forward_returns_the_code_is_still_refused():
+    """forward gives the embedding, the step reconstructs through the decoder: no prediction to examine."""
+
+    class CodeForward(LitAutoEncoder):
+        def forward(self, x):
+            return self.encoder(x.view(x.size(0), -1))
+
+    with pytest.raises(InputError, match="Pass the loss instead"):
+        check(CodeForward(), zoo.images(n=32), device="cpu", only=["initial_loss"])
+
+
+def test_a_step_whose_own_loss_differs_from_forward_based_loss_is_refused():
+    """A step that adds a term nndoctor cannot see through forward is asked for, not silently dropped."""
+
+    class ExtraTerm(LitModel):
+        def training_step(self, batch, batch_idx):
+            x, y = batch
+            return F.cross_entropy(self(x), y) + 0.5 * F.cross_entropy(self(x * 0), y)
+
+    with pytest.raises(InputError, match="differs"):
+        check(ExtraTerm(zoo.mlp()), zoo.blobs(), device="cpu", only=["initial_loss"])
+
+
+def test_a_compiled_model_is_examined_on_its_original_module():
+    from torch._dynamo.utils import counters
+
+    torch.manual_seed(0)
+    model = zoo.mlp()
+    compiled = torch.compile(model)
+    counters.clear()
+    report = check(compiled, zoo.blobs(), device="cpu", only=FAST)
+    assert_sound(report)
+    assert "_orig_mod" in " ".join(report.notes)
+    assert not counters["stats"]["unique_graphs"]  # nothing was compiled: no dynamo warnings, no minutes spent
+
+
+def test_a_real_lightning_autoencoder():
+    lightning = pytest.importorskip("lightning")
+
+    class RealAutoEncoder(lightning.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(3 * 16 * 16, 64), nn.ReLU(), nn.Linear(64, 16))
+            self.decoder = nn.Sequential(nn.Linear(16, 64), nn.ReLU(), nn.Linear(64, 3 * 16 * 16))
+
+        def forward(self, x):
+            return self.decoder(self.encoder(x.view(x.size(0), -1)))
+
+        def training_step(self, batch, batch_idx):
+            x, _ = batch
+            loss = F.mse_loss(self(x), x.view(x.size(0), -1))
+            self.log("train_loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.Adam(self.parameters(), lr=1e-3)
+
+    torch.manual_seed(0)
+    report = check(RealAutoEncoder(), zoo.images(n=64), device="cpu", only=FAST)
+    assert_sound(report)
+    assert "target = input" in " ".join(report.notes)
+
+
+class OneCycleLit(LitModel):
+    """configure_optimizers with OneCycleLR: the group's lr and initial_lr are the warm-up's start
+    (max_lr / 25 = 0.00012); the configured LR is max_lr, 0.003, while the constructor says 0.001."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.AdamW(self.parameters(), lr=0.001)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.003, total_steps=1000)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def test_a_one_cycle_schedule_is_reported_with_one_configured_lr_everywhere():
+    torch.manual_seed(0)
+    report = check(OneCycleLit(zoo.mlp()), zoo.blobs(), device="cpu", only=["update_ratio", "lr_range"])
+    assert "AdamW (lr=0.003," in " ".join(report.notes)
+    assert report.result("update_ratio").metrics["lr"] == pytest.approx(0.003)
+    assert "lr 0.003 " in report.result("lr_range").summary
+    shown = " ".join(r.summary + " ".join(r.evidence) for r in report.results)
+    assert "0.00012" not in shown and "lr 0.001" not in shown

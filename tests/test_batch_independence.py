@@ -4,6 +4,8 @@ Each broken model sits beside its sound twin (the same model with the bug fixed)
 passes for the wrong reason (a check that fails everything) shows up at once.
 """
 
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -358,3 +360,30 @@ def test_a_single_sample_is_refused_before_any_check():
 def test_thresholds_are_overridable():
     result = run(BatchCentred(), zoo.blobs(), thresholds={"tolerance": 1e9, "change_tolerance": 1e9})
     assert result.status is Status.PASS
+
+
+# --- batch position: permuting the batch must permute the predictions and nothing else -------
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "zoo"
+
+
+def test_positional_encoding_indexed_by_the_batch_axis_fails_with_its_code():
+    """pe[:x.size(0)] on a batch-first tensor: no sample reads another's inputs (the gradient and
+    swap measurements see nothing), but each sample's prediction depends on its place in the batch."""
+    from nndoctor.engine import run_path
+    from nndoctor.options import RunOptions
+
+    result = run_path(ZOO_DIR / "broken_positional_encoding_batch_axis.py", options=RunOptions(only=("batch_independence",), seed=0, device="cpu")).result("batch_independence")
+    assert result.status is Status.FAIL, result.summary
+    assert result.codes == ("batch_independence.batch_position",)
+    assert result.metrics["gradient_leak"] == 0 and result.metrics["output_change"] == 0
+    assert result.metrics["position_change"] > 0.01
+
+
+def test_positional_encoding_indexed_by_the_sequence_axis_passes():
+    from nndoctor.engine import run_path
+    from nndoctor.options import RunOptions
+
+    result = run_path(ZOO_DIR / "sound_positional_encoding_sequence_axis.py", options=RunOptions(only=("batch_independence",), seed=0, device="cpu")).result("batch_independence")
+    assert result.status is Status.PASS, result.summary
+    assert "position_change" not in result.metrics

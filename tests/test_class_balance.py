@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -127,3 +129,75 @@ def test_a_single_class_fails():
     result = run_check("class_balance", nn.Linear(10, 1), _binary(0), nn.BCEWithLogitsLoss())
     assert result.status is Status.FAIL
     assert "no other class occurs" in result.summary
+
+
+# --- token labels: a language, not a classification prior ------------------------------------
+
+ZOO = Path(__file__).resolve().parent.parent / "benchmarks" / "zoo"
+
+
+def test_zipf_token_labels_of_a_language_model_pass():
+    from nndoctor.engine import run_path
+    from nndoctor.options import RunOptions
+
+    result = run_path(ZOO / "sound_causal_lm_zipf.py", options=RunOptions(only=("class_balance",), seed=0, device="cpu")).result("class_balance")
+    assert result.status is Status.PASS, result.summary
+    assert "next-token prediction" in result.summary and "entropy" in result.summary
+    # The same counts judged as classes would fail: the commonest token is far above the rarest.
+    assert result.metrics["distinct"] > 50 and result.metrics["ignored_share"] == 0.0
+
+
+class _TokenItems(Dataset):
+    def __init__(self, ids, labels):
+        self.ids, self.labels = ids, labels
+
+    def __len__(self):
+        return len(self.ids)
+
+    def __getitem__(self, i):
+        return {"input_ids": self.ids[i], "attention_mask": (self.labels[i] != -100).long(), "labels": self.labels[i]}
+
+
+def _gpt2(eos: int):
+    transformers = pytest.importorskip("transformers")
+    config = transformers.GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=40, n_positions=12,
+                                     eos_token_id=eos, bos_token_id=eos, pad_token_id=eos)
+    return transformers.GPT2LMHeadModel(config)
+
+
+def _padded_sequences(eos: int = 39):
+    """Sequences of 5-9 tokens, each ended by EOS and padded with EOS (pad = eos)."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.full((48, 12), eos)
+    for row in range(48):
+        length = int(torch.randint(5, 10, (1,), generator=g))
+        ids[row, :length] = torch.randint(0, eos, (length,), generator=g)
+    return ids
+
+
+def test_eos_masked_with_the_padding_warns():
+    ids = _padded_sequences()
+    labels = ids.masked_fill(ids == 39, -100)  # the collator's labels[input_ids == pad_token_id] = -100
+    result = run_check("class_balance", _gpt2(39), _TokenItems(ids, labels))
+    assert result.status is Status.WARN, result.summary
+    assert result.codes == ("class_balance.eos_label_ignored",)
+    assert "pad_token_id is eos_token_id" in result.summary
+
+
+def test_padding_masked_by_attention_keeps_eos_a_target():
+    ids = _padded_sequences()
+    first_eos = (ids == 39).int().argmax(dim=1)
+    labels = ids.clone()
+    for row, end in enumerate(first_eos.tolist()):
+        labels[row, end + 1:] = -100  # padding after the first EOS; the EOS itself stays a target
+    result = run_check("class_balance", _gpt2(39), _TokenItems(ids, labels))
+    assert result.status is Status.PASS, result.summary
+    assert 0.2 < result.metrics["ignored_share"] < 0.6
+
+
+def test_every_label_ignored_fails():
+    ids = _padded_sequences()
+    labels = torch.full_like(ids, -100)  # a prompt mask that covers every answer
+    result = run_check("class_balance", _gpt2(39), _TokenItems(ids, labels))
+    assert result.status is Status.FAIL, result.summary
+    assert result.codes == ("class_balance.all_labels_ignored",)

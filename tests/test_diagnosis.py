@@ -50,7 +50,23 @@ def test_lr_range_finding_no_working_rate_is_not_a_low_learning_rate():
     regex once read its "lowered" as "low" and ranked lr_too_low first."""
     causes = rank((_result("lr_range", Status.WARN, "no_working_rate"), _result("overfit_small_batch", Status.FAIL, "plateau")))
     assert "lr_too_low" not in [c.key for c in causes]
-    assert [c.key for c in rank((_result("lr_range", Status.WARN, "too_low"),))] == ["lr_too_low"]
+    stuck = _result("overfit_small_batch", Status.FAIL, "plateau")
+    assert [c.key for c in rank((_result("lr_range", Status.WARN, "too_low"), stuck))][0] == "lr_too_low"
+
+
+def test_warnings_alone_name_no_cause():
+    """Nothing failed, so there is no failure to explain: each warning carries its own fix."""
+    assert rank((_result("lr_range", Status.WARN, "too_low"), _result("weight_init", Status.WARN, "scale_too_small"))) == ()
+
+
+def test_a_loss_that_rewards_errors_outranks_the_learning_rate_sweep_it_misleads():
+    """A flipped loss sign makes the sweep's steepest descent lie at huge rates: lr_range then says
+    the rate is far too low, which the sign error explains."""
+    results = (
+        _result("overfit_small_batch", Status.FAIL, "rising"), _result("easy_data", Status.FAIL, "rising"),
+        _result("initial_loss", Status.FAIL, "negative_cross_entropy"), _result("lr_range", Status.WARN, "too_low"),
+    )
+    assert [c.key for c in rank(results)][:2] == ["loss_rewards_errors", "lr_too_low"]
 
 
 def test_every_code_a_rule_cites_is_declared_in_the_catalog():
@@ -215,3 +231,14 @@ def test_exploding_gradients_explain_an_initial_loss_far_off_unless_the_weights_
 def test_a_nan_from_log_of_zero_outranks_oversized_weights_behind_it():
     results = (_result("numerics", Status.FAIL), _result("weight_init", Status.FAIL), _result("initial_loss", Status.FAIL, "far_above_chance"))
     assert [c.key for c in rank(results)][:2] == ["numerics", "bad_init"]
+
+
+def test_sequence_causes_follow_their_codes():
+    position = _result("batch_independence", Status.FAIL, "batch_position")
+    assert [c.key for c in rank((position,))] == ["batch_position"]  # not batch_mixing: no sample reads another
+    assert [c.key for c in rank((_result("batch_independence", Status.FAIL, "samples_mix"),))] == ["batch_mixing"]
+    assert rank((_result("causal_dependence", Status.FAIL, "sees_future"),))[0].key == "future_leak"
+    eos = _result("class_balance", Status.WARN, "eos_label_ignored")
+    assert rank((eos, _result("overfit_small_batch", Status.FAIL, "plateau")))[0].key == "labels_masked"
+    imbalance = _result("class_balance", Status.FAIL, "imbalanced")
+    assert all(c.key != "labels_masked" for c in rank((imbalance,)))

@@ -249,3 +249,42 @@ def test_regularization_off_reaches_attention_and_rnn_dropout():
     without_regularization(nn.ModuleList([layer, rnn]))
     assert layer.self_attn.dropout == 0.0 and layer.dropout.p == 0.0
     assert rnn.dropout == 0.0
+
+
+# --- token sequences: the goal a causal language model can reach ----------------------------
+
+ZOO_DIR = Path(__file__).resolve().parent.parent / "benchmarks" / "zoo"
+
+
+def test_causal_lm_on_zipf_tokens_passes_with_a_prefix_floor():
+    """50 Zipf sequences share first tokens, so no causal model can reach loss 0: the goal's floor
+    is the entropy of the next token given the prefix, and accuracy is asked of what is predictable."""
+    from nndoctor.engine import run_path
+    from nndoctor.options import RunOptions
+
+    result = run_path(ZOO_DIR / "sound_causal_lm_zipf.py", options=RunOptions(only=("overfit_small_batch",), seed=0, device="cpu")).result("overfit_small_batch")
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["floor"] > 0.05
+    assert result.metrics["floor"] < result.metrics["goal_loss"] < result.metrics["constant_baseline"]
+
+
+def test_hf_gpt2_lm_given_labels_passes():
+    """Hugging Face shifts labels = input_ids inside the model: scored unshifted, a sound GPT-2
+    reached loss 0.013 and was judged a failure on accuracy."""
+    transformers = pytest.importorskip("transformers")
+    from torch.utils.data import Dataset
+
+    class Items(Dataset):
+        def __init__(self):
+            self.ids = torch.randint(0, 40, (64, 10), generator=torch.Generator().manual_seed(0))
+
+        def __len__(self):
+            return len(self.ids)
+
+        def __getitem__(self, i):
+            return {"input_ids": self.ids[i], "labels": self.ids[i].clone()}
+
+    model = transformers.GPT2LMHeadModel(transformers.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=40, n_positions=10))
+    result = run_check("overfit_small_batch", model, Items())
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["final_accuracy"] < 0.98  # the first tokens after a shared prefix cannot all be right

@@ -29,8 +29,12 @@ BROKEN = [
     "broken_dead_relu_negative_bias",
     "broken_l2_strength_1_sigmoid",
     "broken_params_missing_from_optimizer",
+    "broken_lm_no_causal_mask",
+    "broken_positional_encoding_batch_axis",
+    "broken_lora_nothing_trainable",
+    "broken_fp16_adam_eps",
 ]
-SOUND = ["sound_binary_logits", "sound_regression_mlp"]
+SOUND = ["sound_binary_logits", "sound_regression_mlp", "sound_causal_lm_zipf", "sound_bf16_mlp"]
 
 
 @pytest.fixture(autouse=True)

@@ -165,3 +165,63 @@ class TransformerClassifier(nn.Module):
 
     def forward(self, x):
         return self.head(self.encoder(self.embed(x)).mean(dim=1))
+
+
+def zipf_token_sequences(n: int = 256, length: int = 17, vocab: int = 100, seed: int = 0) -> torch.Tensor:
+    """(n, length) token ids with a language's statistics: unigram frequencies follow Zipf's law
+    (rank r drawn with probability ~ 1/r) and the next token is mostly a fixed function of the
+    previous one, so a language model has something to learn beyond the unigram."""
+    g = _gen(seed)
+    ranks = torch.arange(1, vocab + 1, dtype=torch.float64)
+    zipf = (1 / ranks) / (1 / ranks).sum()
+    successor = torch.multinomial(zipf, vocab, replacement=True, generator=g)  # keeps the Zipf shape
+    ids = torch.empty(n, length, dtype=torch.long)
+    ids[:, 0] = torch.multinomial(zipf, n, replacement=True, generator=g)
+    for t in range(1, length):
+        follow = torch.rand(n, generator=g) < 0.7
+        ids[:, t] = torch.where(follow, successor[ids[:, t - 1]], torch.multinomial(zipf, n, replacement=True, generator=g))
+    return ids
+
+
+class TokenLM(nn.Module):
+    """A small transformer language model: logits (batch, length, vocab) for every position.
+    ``causal=False`` leaves out the attention mask, so position t sees the tokens after it."""
+
+    def __init__(self, vocab: int = 100, dim: int = 32, layers: int = 2, length: int = 16, causal: bool = True):
+        super().__init__()
+        self.causal = causal
+        self.embed = nn.Embedding(vocab, dim)
+        self.position = nn.Parameter(torch.randn(length, dim) * 0.02)
+        layer = nn.TransformerEncoderLayer(dim, nhead=2, dim_feedforward=64, dropout=0.0, batch_first=True, norm_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Linear(dim, vocab)
+
+    def forward(self, x):
+        length = x.shape[1]
+        h = self.embed(x) + self.position[:length]
+        mask = nn.Transformer.generate_square_subsequent_mask(length, device=x.device) if self.causal else None
+        return self.head(self.encoder(h, mask=mask, is_causal=self.causal))
+
+
+class SinusoidalTransformerClassifier(TransformerClassifier):
+    """TransformerClassifier with the sinusoidal positional encoding of the PyTorch tutorial, whose
+    table is (max_len, 1, dim) for sequence-first tensors. ``index_by_batch`` keeps the tutorial's
+    ``pe[:x.size(0)]`` on batch-first tensors: sample i gets the encoding of position i."""
+
+    def __init__(self, index_by_batch: bool, max_len: int = 5000, dim: int = 32, **kwargs):
+        super().__init__(dim=dim, **kwargs)
+        self.index_by_batch = index_by_batch
+        position = torch.arange(max_len).unsqueeze(1)
+        frequency = torch.exp(torch.arange(0, dim, 2) * (-torch.log(torch.tensor(10000.0)) / dim))
+        pe = torch.zeros(max_len, 1, dim)
+        pe[:, 0, 0::2] = torch.sin(position * frequency)
+        pe[:, 0, 1::2] = torch.cos(position * frequency)
+        self.register_buffer("pe", pe)
+
+    def forward(self, x):
+        h = self.embed(x)  # (batch, length, dim)
+        if self.index_by_batch:
+            h = h + self.pe[: h.size(0)]  # (batch, 1, dim): one encoding per sample, not per position
+        else:
+            h = h + self.pe[: h.size(1)].transpose(0, 1)  # (1, length, dim)
+        return self.head(self.encoder(h).mean(dim=1))

@@ -1,11 +1,11 @@
 """A hand-written loss returns +log-likelihood instead of -log-likelihood: gradient descent
-maximizes the error. No likely-cause key names a sign error, so EXPECT_CAUSE is None."""
+maximizes the error: the overfit and easy-data curves fall without bound (pattern "rising")."""
 import torch.nn.functional as F
 
 from _zoo_common import blobs, mlp
 
 EXPECT_FAIL = ["overfit_small_batch", "easy_data"]
-EXPECT_CAUSE = None
+EXPECT_CAUSE = "loss_rewards_errors"
 
 
 def build_model():

@@ -232,9 +232,14 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     worst = max(changes, key=lambda c: c.ratio, default=None)
     off_band = [n for n in norms if not thresholds["std_low"] <= n.std <= thresholds["std_high"]]
     status, summary, fix, codes = _verdict(hidden, worst, off_band, norms, thresholds)
+    # The direction names what the verdict is about, so that a likely cause read from it agrees
+    # with the summary: a warning about normalization outputs off the band (MobileNetV3's BatchNorm
+    # eps=1e-3 above the variance of its tiny depthwise-conv outputs on 2x2 maps) has no depth
+    # trend, even when the largest sub-threshold change happens to be a growth.
+    judged_depth = worst is not None and (_silent(hidden) or worst.ratio >= thresholds["depth_ratio_warn"])
     metrics = {
         "depth_ratio": worst.ratio if worst else 1.0,
-        "direction": ("vanishing" if worst.vanishing else "exploding") if worst else None,
+        "direction": ("vanishing" if worst.vanishing else "exploding") if judged_depth else None,
         "stretches": len(changes),
         "normalization_layers": len(norms),
         "normalization_off_band": len(off_band),

@@ -88,7 +88,63 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     swaps = _swaps(ctx, model, inputs, focus, base, float(thresholds["change_tolerance"]))
     if isinstance(chart, str) and not swaps:
         return Finding.skip(f"nothing to measure: {chart}, and all samples have the same inputs")
-    return _judge(size, focus, chart, swaps, neutralised, thresholds)
+    finding = _judge(size, focus, chart, swaps, neutralised, thresholds)
+    if finding.status is Status.FAIL:
+        return finding  # the samples mix: a permutation would change the predictions for that reason too
+    moved = _permutation_change(ctx, model, inputs, base_output, float(thresholds["change_tolerance"]))
+    if moved is not None and moved > float(thresholds["change_tolerance"]):
+        return _position_finding(size, moved, finding)
+    return finding
+
+
+# --- measurement 3: permuting the batch ------------------------------------------------------
+
+
+def _permutation_change(ctx: Context, model: nn.Module, inputs: Any, base_output: torch.Tensor, tolerance: float) -> float | None:
+    """Largest change of a sample's prediction (relative to the batch's per-sample norm) when
+    the batch is rotated by one place: every sample keeps its inputs and moves to another
+    position, so a model whose samples are independent returns the same predictions, rotated.
+    None when the forward pass is random (dropout left on in eval): a sample moved to another
+    place draws other random numbers, so the comparison cannot tell."""
+    size = base_output.shape[0]
+    if _largest_change(_forward(ctx, model, inputs, seed_offset=1), base_output) > tolerance:
+        return None
+    rotated = _map_tensors(inputs, lambda _, t: t.roll(1, 0) if _in_batch(t, size) else t)
+    return _largest_change(_forward(ctx, model, rotated), base_output.roll(1, 0))
+
+
+def _forward(ctx: Context, model: nn.Module, inputs: Any, seed_offset: int = 0) -> torch.Tensor:
+    with torch.no_grad():
+        ctx.seed_everything(seed_offset)
+        return ctx.subject.predict(model, _map_tensors(inputs, lambda _, t: t.clone()))
+
+
+def _largest_change(output: torch.Tensor, expected: torch.Tensor) -> float:
+    if output.shape != expected.shape:
+        return math.inf
+    size = expected.shape[0]
+    scale = float(expected.detach().double().norm()) / math.sqrt(size)
+    worst = float((output.double() - expected.double()).reshape(size, -1).norm(dim=1).max())
+    if worst == 0:
+        return 0.0
+    return worst / scale if scale > 0 and math.isfinite(worst) else math.inf
+
+
+def _position_finding(size: int, moved: float, independent: Finding) -> Finding:
+    summary = (
+        f"each sample's prediction depends on its position in the batch: moving every sample one place along "
+        f"the batch (inputs unchanged) changes predictions by up to {_percent(moved)}, although no sample reads "
+        f"another's inputs. Something is indexed by the batch axis: a positional encoding pe[:x.size(0)] added to "
+        f"a batch-first (batch, seq, dim) tensor gives sample i the encoding of position i"
+    )
+    metrics = {**independent.metrics, "position_change": _json_number(moved)}
+    evidence = (*independent.evidence, f"the batch of {size} rotated by one place: predictions change by up to {_percent(moved)}")
+    fix = (
+        "Index what depends on the position in a sequence by the sequence axis: pe[:, :x.size(1)] (or "
+        "pe[:x.size(1)] broadcast over the batch) for batch-first tensors; with sequence-first tensors "
+        "(seq, batch, dim) pe[:x.size(0)] is right. Nothing may be indexed by the sample's place in the batch."
+    )
+    return Finding(Status.FAIL, summary, metrics, evidence, independent.tables, fix=fix, codes=("batch_position",))
 
 
 # --- the batch and the model ---------------------------------------------------------------

@@ -22,9 +22,11 @@ from typing import Any, Mapping
 
 import torch
 
+from nndoctor import tokens
 from nndoctor.context import Context
 from nndoctor.probes.data import Column, dataset_targets, ignore_index
 from nndoctor.result import Finding, PlotData, Status, Table
+from nndoctor.tokens import TokenObjective
 
 Z = 2.0  # standard errors a scanned count is moved by before judging
 SHOWN = 3  # classes named in the evidence at each end
@@ -60,6 +62,9 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     if task == "regression":
         return Finding.skip("regression: the targets are continuous, there are no classes to count")
     column = ctx.shared(dataset_targets)
+    objective = ctx.subject.token_objective
+    if objective is not None and isinstance(column.values, torch.Tensor) and column.values.dim() == 2:
+        return _token_labels(ctx, objective, column)
     if not isinstance(column.values, torch.Tensor):
         return Finding.skip("the targets are not a single tensor: no class labels to count")
     groups = _groups(ctx, column.values)
@@ -67,6 +72,66 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         return Finding.skip(f"{column.values.dtype} targets of shape {tuple(column.values.shape)} hold no class labels to count")
     balances = [_judge(g, column.complete, thresholds) for g in groups]
     return _finding(balances, column, thresholds)
+
+
+def _token_labels(ctx: Context, objective: TokenObjective, column: Column) -> Finding:
+    """Token labels are a language, not a classification prior: their frequencies follow Zipf's
+    law by nature and a model predicting the commonest token is the unigram baseline it must beat,
+    not a collapse to fear. Reported as a distribution (entropy, coverage, ignored positions);
+    judged only on what stops a language model from learning: no label left to learn from, and
+    the end-of-sequence token never a target (a pad token equal to EOS, masked with the padding)."""
+    stats = tokens.distribution(objective, column.values)
+    ignored = f"{stats['ignored_share']:.1%} of label positions ignored (label {objective.ignore_index})"
+    if not stats["scored"]:
+        return Finding(
+            Status.FAIL,
+            f"every label position is ignored (label {objective.ignore_index}) in {column.coverage}: the loss has nothing to learn from",
+            stats, (ignored,), fix=ALL_IGNORED_FIX, codes=("all_labels_ignored",),
+        )
+    summary = (
+        f"token labels ({objective.kind}): unigram entropy {stats['entropy']:.2f} nats (perplexity "
+        f"{stats['perplexity']:.1f} of {objective.vocab} tokens), {stats['distinct']} distinct tokens "
+        f"({stats['coverage']:.0%} of the vocabulary), {ignored}"
+    )
+    evidence = (f"labels read: {column.coverage}", "token frequencies are judged as a language (Zipf's law is normal), not as class imbalance")
+    inputs, _ = ctx.scan()
+    eos = _eos_never_a_target(ctx, objective, inputs, column.values)
+    if eos is not None:
+        return Finding(
+            Status.WARN, f"{eos} ({summary})", stats, evidence, fix=EOS_FIX, codes=("eos_label_ignored",),
+        )
+    return Finding(Status.PASS, summary, stats, evidence)
+
+
+ALL_IGNORED_FIX = (
+    "Every label is ignore_index, so the loss is NaN or 0 and nothing is learned. Check how labels are built: "
+    "a prompt mask that covers the whole sequence, truncation that cuts off every answer, or padding "
+    "(pad_token_id) equal to every token."
+)
+EOS_FIX = (
+    "Labels of the end-of-sequence token are masked as padding, so the model never learns to stop generating. "
+    "This happens when tokenizer.pad_token = tokenizer.eos_token and the collator sets labels[input_ids == "
+    "pad_token_id] = -100: mask padding with the attention mask instead (labels[attention_mask == 0] = -100), "
+    "or add a distinct pad token."
+)
+
+
+def _eos_never_a_target(ctx: Context, objective: TokenObjective, inputs: Any, labels: torch.Tensor) -> str | None:
+    """'the EOS token ... never a target' when the inputs hold the model's EOS token (config.eos_token_id)
+    and every label at those positions is ignored, while other positions are scored."""
+    config = getattr(ctx.subject.model, "config", None)
+    eos = getattr(config, "eos_token_id", None)
+    ids = tokens.input_ids(inputs)
+    if not isinstance(eos, int) or not isinstance(ids, torch.Tensor) or ids.shape != labels.shape:
+        return None
+    at_eos = ids == eos
+    if not bool(at_eos.any()) or objective.ignore_index is None:
+        return None
+    if bool((labels[at_eos] == objective.ignore_index).all()):
+        pad = getattr(config, "pad_token_id", None)
+        same = " (pad_token_id is eos_token_id)" if pad == eos else ""
+        return f"the end-of-sequence token {eos} occurs {int(at_eos.sum())} times in the inputs but its label is always ignored{same}: the model never learns to end a sequence"
+    return None
 
 
 def _groups(ctx: Context, targets: torch.Tensor) -> list[Group]:

@@ -32,6 +32,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from nndoctor import tokens
 from nndoctor.context import Context
 from nndoctor.probes.short_run import Predictions, ShortRun, ShortRunSettings, short_run
 from nndoctor.result import Finding, Status, Table
@@ -180,6 +181,12 @@ def decisions(ctx: Context, prediction: Predictions, targets: Any) -> list[Decis
     if not isinstance(targets, torch.Tensor):
         return []
     task = ctx.subject.task
+    objective = ctx.subject.token_objective
+    if objective is not None and tokens.is_token_batch(prediction.output, targets):
+        # Each position against the label its loss scores it on (the next token for a causal LM).
+        logits = objective.align(prediction.logits, targets)[0] if prediction.logits is not None else None
+        output, targets = objective.align(prediction.output, targets)
+        prediction = Predictions(output, logits)
     if task == "classification":
         found = _class_decisions(prediction, targets)
         return [found] if found is not None else []

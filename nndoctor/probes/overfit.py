@@ -25,7 +25,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from nndoctor import curves
+from nndoctor import curves, tokens
 from nndoctor.context import Context
 from nndoctor.loading import Subject
 from nndoctor.training import Curve, fit, make_optimizer, without_regularization
@@ -103,7 +103,7 @@ def overfit(
     with torch.no_grad():  # the initial prediction tells the shapes the goal's reference losses need
         initial_output = ctx.subject.predict(model, inputs)
     initial_loss = _loss_at(ctx.subject, initial_output, targets)
-    goal = _goal(ctx.subject, initial_output, targets, initial_loss, settings)
+    goal = _goal(ctx.subject, inputs, initial_output, targets, initial_loss, settings)
     optimizer = make_optimizer(ctx, model, weight_decay=False)
     initial = [p.detach() for p in start.parameters()] if start is not None else [p.detach().clone() for p in model.parameters()]
     curve = fit(
@@ -152,10 +152,14 @@ def _output_spread(ctx: Context, model: nn.Module, inputs: Any) -> float | None:
 
 
 def _goal(
-    subject: Subject, output: torch.Tensor, targets: Any, initial: float | None, settings: OverfitSettings
+    subject: Subject, inputs: Any, output: torch.Tensor, targets: Any, initial: float | None, settings: OverfitSettings
 ) -> Goal:
     """Reached when the loss is within ``loss_ratio`` of the gap from the best constant prediction
     (or, without one, the initial loss) down to the floor, and the accuracy is high enough."""
+    if subject.token_objective is not None:
+        token_goal = _token_goal(subject, inputs, targets, initial, settings)
+        if token_goal is not None:
+            return token_goal
     floor = _loss_at(subject, perfect_prediction(subject, output, targets), targets)
     if floor is None or (initial is not None and floor > initial):
         floor = 0.0  # unknown (or not below the start): most losses bottom out at 0
@@ -163,6 +167,25 @@ def _goal(
     reference = baseline if baseline is not None and baseline > floor else initial
     min_accuracy = None if subject.task == "regression" else settings.min_accuracy
     return Goal(_target(reference, floor, settings.loss_ratio), min_accuracy, floor, baseline)
+
+
+def _token_goal(subject: Subject, inputs: Any, targets: Any, initial: float | None, settings: OverfitSettings) -> Goal | None:
+    """The goal for a token objective, from the losses of the best models on these sequences
+    (tokens.references): the floor is what a model seeing what this one sees can reach (above 0
+    for a causal model when sequences share a prefix), the baseline the label unigram's entropy;
+    the accuracy asked for is the same share of the best model's accuracy."""
+    objective = subject.token_objective
+    ids = tokens.input_ids(inputs)
+    if not isinstance(targets, torch.Tensor) or objective is None:
+        return None
+    found = tokens.references(objective, ids.to(targets.device) if isinstance(ids, torch.Tensor) else ids, targets)
+    if found is None:
+        return None
+    reference = found.baseline if found.baseline > found.floor else initial
+    return Goal(
+        _target(reference, found.floor, settings.loss_ratio), settings.min_accuracy * found.best_accuracy,
+        found.floor, found.baseline,
+    )
 
 
 def _target(reference: float | None, floor: float, ratio: float) -> float:
