@@ -138,12 +138,14 @@ def parse_command(line: str) -> tuple[str, dict[str, str], str]:
 def test_annotations_for_failures_and_warnings_only():
     lines = github.render(mixed_report()).splitlines()
     parsed = [parse_command(line) for line in lines]
+    # a crashed check (numerics) makes the run INCOMPLETE: an error, and one line saying what was not checked
     assert [(level, props["title"]) for level, props, _ in parsed] == [
-        (level, github.escape_property(f"nndoctor {check_id}: {title(check_id)}"))
-        for level, check_id in (("error", "initial_loss"), ("warning", "dead_relu"), ("warning", "numerics"))
+        *((level, github.escape_property(f"nndoctor {check_id}: {title(check_id)}"))
+          for level, check_id in (("error", "initial_loss"), ("warning", "dead_relu"), ("error", "numerics"))),
+        ("error", github.escape_property("nndoctor: INCOMPLETE")),
     ]
     assert parsed[0][1]["title"].startswith("nndoctor initial_loss%3A ")
-    assert all(props["file"] == "model.py" for _, props, _ in parsed)
+    assert all(props["file"] == "model.py" for _, props, _ in parsed[:3])
     level, _, message = parsed[0]
     first, *evidence = message.split("%0A")
     assert first == "initial loss 66.2, expected ln(10) = 2.30 — fix: Scale head.fc down by 0.01."
@@ -153,7 +155,7 @@ def test_annotations_for_failures_and_warnings_only():
 
 def test_a_warning_is_an_error_annotation_when_the_run_fails_on_warnings():
     levels = [parse_command(line)[0] for line in github.render(mixed_report(fail_on=Status.WARN)).splitlines()]
-    assert levels == ["error", "error", "warning"]
+    assert levels == ["error", "error", "error", "error"]  # the crashed check and the INCOMPLETE line too
 
 
 def test_a_passing_run_has_no_annotations():
