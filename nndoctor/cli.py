@@ -102,23 +102,85 @@ def check(
                 path, config, data, _ids(only), _ids(skip), seed, device,
                 fail_on.value, debug, quick, try_fixes, on_start,
             )
-        # The user waited for the imports and the model load too, not just for the checks.
-        result = replace(result, duration_s=time.perf_counter() - start)
-        if plots is not None:
-            from nndoctor.report import plots as plot_writer
-
-            result = plot_writer.write(result, plots)
-        _print_stdout(result, stdout_format, quiet, verbose)
-        if output_format is None and _on_github_actions():
-            _print_annotations(result, stdout_format)
-        for fmt, target in files.items():
-            if target is not None and target != STDOUT:
-                _emit(_render(result, fmt, target), target)
+        result = _deliver(result, start, stdout_format, output_format, files, plots, quiet, verbose)
     except InputError as exc:
         if debug:
             raise
         terminal.print_input_error(str(exc))
         raise typer.Exit(EXIT_BAD_INPUT) from None
+    _exit_with_verdict(result, quiet)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def run(
+    ctx: typer.Context,
+    script: Path = typer.Argument(..., help="Your training script, run as `python SCRIPT ARGS` (its arguments after --)."),
+    steps: int = typer.Option(100, "--steps", help="Stop the script after this many optimizer steps."),
+    time_budget: Optional[float] = typer.Option(None, "--time-budget", help="Stop the script after this many seconds (at the next optimizer step)."),
+    model: Optional[str] = typer.Option(None, "--model", help="The model to examine when the script trains several (its class name, as the report lists them)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Run only these check ids (comma-separated)."),
+    skip: Optional[str] = typer.Option(None, "--skip", help="Skip these check ids (comma-separated)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the checklist's own runs on the captured setup."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where the checklist runs on the captured setup: auto, cpu, cuda or cuda:N."),
+    output_format: Optional[Format] = typer.Option(None, "--format", "-f", help="What stdout carries: terminal, github, json, markdown or junit."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report as Markdown to this file ('-': to stdout)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON to this file ('-': to stdout)."),
+    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report to this file ('-': to stdout)."),
+    fail_on: FailOn = typer.Option(FailOn.fail, "--fail-on", help="Exit 1 on any failed check (fail) or also on warnings (warn)."),
+    quick: bool = typer.Option(False, "--quick", help="Skip the costliest training-based checks on the captured setup."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the checks that fail the run and the summary line, on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the evidence and tables of passing checks too."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-paragraph errors."),
+) -> None:
+    """Run your training script unchanged, watch its real loop, and check the loop and the setup it trains.
+
+    The script really runs (it may write checkpoints and logs) until --steps optimizer steps or
+    --time-budget seconds; its own output goes to stderr. Example: nndoctor run train.py --steps 50 -- --epochs 1
+    """
+    from nndoctor.errors import InputError
+    from nndoctor.report import terminal
+
+    start = time.perf_counter()
+    files = {Format.markdown: report, Format.json: json_out, Format.junit: junit_out}
+    try:
+        stdout_format = _validate_options(device, output_format, files, None, quiet, verbose)
+        from nndoctor import engine
+
+        with terminal.progress(enabled=_show_progress(quiet)) as on_start:
+            result = engine.run_script(
+                script, list(ctx.args), steps, time_budget, model, _ids(only), _ids(skip), seed,
+                device, fail_on.value, debug, quick, on_start,
+            )
+        result = _deliver(result, start, stdout_format, output_format, files, None, quiet, verbose)
+    except InputError as exc:
+        if debug:
+            raise
+        terminal.print_input_error(str(exc))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    _exit_with_verdict(result, quiet)
+
+
+def _deliver(result, start: float, stdout_format: Format, output_format: Optional[Format],
+             files: dict[Format, Optional[Path]], plots: Optional[Path], quiet: bool, verbose: bool):
+    """Print and write the finished report where it was asked for; return it as delivered."""
+    # The user waited for the imports and the model load too, not just for the checks.
+    result = replace(result, duration_s=time.perf_counter() - start)
+    if plots is not None:
+        from nndoctor.report import plots as plot_writer
+
+        result = plot_writer.write(result, plots)
+    _print_stdout(result, stdout_format, quiet, verbose)
+    if output_format is None and _on_github_actions():
+        _print_annotations(result, stdout_format)
+    for fmt, target in files.items():
+        if target is not None and target != STDOUT:
+            _emit(_render(result, fmt, target), target)
+    return result
+
+
+def _exit_with_verdict(result, quiet: bool) -> None:
+    from nndoctor.report import terminal
+
     sys.stdout.flush()  # the report first, then the verdict, even when both streams are piped
     if quiet:
         terminal.print_problems(result)

@@ -26,14 +26,15 @@ CONTRACT = {
     "Loss": ["initial_loss", "regularization_ratio", "lr_range", "overfit_small_batch"],
     "Activation functions": ["dead_relu", "saturation"],
     "Other tips": ["gradient_flow", "update_ratio", "prediction_collapse", "input_dependence", "numerics"],
+    "Training loop": ["grad_reset", "optimizer_coverage", "train_mode", "lr_schedule", "loss_progress"],
 }
 CONTRACT_IDS = [check_id for ids in CONTRACT.values() for check_id in ids]
-SECTION_FILES = {"inputs.yaml", "architecture.yaml", "loss.yaml", "activations.yaml", "other.yaml"}
+SECTION_FILES = {"inputs.yaml", "architecture.yaml", "loss.yaml", "activations.yaml", "other.yaml", "loop.yaml"}
 
 
-def test_catalog_has_exactly_the_19_contract_ids_in_their_sections():
+def test_catalog_has_exactly_the_24_contract_ids_in_their_sections():
     specs = catalog.load_catalog()
-    assert len(CONTRACT_IDS) == 19
+    assert len(CONTRACT_IDS) == 24
     assert sorted(s.id for s in specs) == sorted(CONTRACT_IDS)
     assert {s.id: s.section for s in specs} == {i: section for section, ids in CONTRACT.items() for i in ids}
 
@@ -59,7 +60,7 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
-def test_wheel_ships_the_checklist_for_all_five_sections(wheel):
+def test_wheel_ships_the_checklist_for_all_six_sections(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         shipped = {Path(n).name for n in names if n.startswith("nndoctor/_checklist/") and n.endswith(".yaml")}
