@@ -154,6 +154,7 @@ def run_script(
         duration_s=time.perf_counter() - start,
         notes=tuple(_run_header(observation.trace, examined, subject)),
         fail_on=Status(fail_on),
+        command="run",
     )
     return diagnosis.add_causes(report, ctx)
 

@@ -121,6 +121,7 @@ class Report:
     notes: tuple[str, ...] = ()  # facts about the run worth stating (what was inferred, skipped)
     fail_on: Status = Status.FAIL
     plot_files: Mapping[str, str] = field(default_factory=dict)  # plot name -> path written
+    command: str = "check"  # the nndoctor command that produced it: "check" (a model file) or "run" (a script)
 
     @property
     def status(self) -> Status:
