@@ -108,6 +108,7 @@ class _Recorder:
     batches: list[CapturedBatch] = field(default_factory=list)
     samples: int = 0
     model_copies: dict[int, nn.Module] = field(default_factory=dict)
+    awaiting_copy: set[int] = field(default_factory=set)  # parameters of optimizers about to take their first step
     unheld: set[str] = field(default_factory=set)
     stale: dict[str, int] = field(default_factory=dict)
     frozen_output: set[str] = field(default_factory=set)
@@ -122,6 +123,8 @@ class _Recorder:
         if self.depth == 0 and grad and not isinstance(module, nn.modules.loss._Loss):
             self.roots.setdefault(id(module), module)
             self.last_root = id(module)
+            if self.awaiting_copy:
+                self._copy_if_stepped(module)
             self._capture_inputs(module, args, kwargs or {})
         self.depth += 1
         if grad and isinstance(module, DROPOUT_TYPES + NORM_TYPES):
@@ -187,9 +190,21 @@ class _Recorder:
 
     # -- optimizer steps ------------------------------------------------------------------------
     def step_pre(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        state = self.optimizers.get(id(optimizer))
-        if state is None:
-            state = self._first_step(optimizer)
+        if id(optimizer) not in self.optimizers:
+            self._first_step(optimizer)
+        if not _has_closure(args, kwargs):
+            self._record(optimizer)
+
+    def step_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        if _has_closure(args, kwargs):  # Lightning: forward and backward ran inside step(closure)
+            self._record(optimizer)
+        if len(self.steps) >= self.max_steps:
+            raise StopScript("steps")
+        if self.time_budget is not None and time.perf_counter() - self.start >= self.time_budget:
+            raise StopScript("time_budget")
+
+    def _record(self, optimizer: torch.optim.Optimizer) -> None:
+        state = self.optimizers[id(optimizer)]
         now = time.perf_counter()
         losses = tuple(float(v) for v in self.pending_losses)  # one sync per step for all of them
         self.pending_losses.clear()
@@ -216,12 +231,6 @@ class _Recorder:
             self._watch(state)
         state.backward_passes, state.reset_seen, state.norm_after_backward = 0, None, None
 
-    def step_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        if len(self.steps) >= self.max_steps:
-            raise StopScript("steps")
-        if self.time_budget is not None and time.perf_counter() - self.start >= self.time_budget:
-            raise StopScript("time_budget")
-
     def _first_step(self, optimizer: torch.optim.Optimizer) -> _OptimizerState:
         params = [p for group in optimizer.param_groups for p in group["params"]]
         held = {id(p) for p in params}
@@ -229,13 +238,21 @@ class _Recorder:
         same = sum(1 for s in self.optimizers.values() if type(s.optimizer).__name__ == cls)
         state = _OptimizerState(f"{cls}#{same + 1}" if same else cls, optimizer, params)
         self.optimizers[id(optimizer)] = state
-        for root_id, root in self.roots.items():
-            if root_id not in self.model_copies and any(id(p) in held for p in root.parameters()):
-                copied = copy.deepcopy(root)  # before the step: the weights at initialization
-                for p in copied.parameters():
-                    p.grad = None
-                self.model_copies[root_id] = copied
+        self.awaiting_copy.update(held)
+        for root in list(self.roots.values()):
+            self._copy_if_stepped(root)
         return state
+
+    def _copy_if_stepped(self, root: nn.Module) -> None:
+        """Keep a copy of a model some optimizer holds, before that optimizer's first step
+        changes it (at the step, or at its next forward pass when the forward runs inside
+        step(closure), as under Lightning)."""
+        if id(root) in self.model_copies or not any(id(p) in self.awaiting_copy for p in root.parameters()):
+            return
+        copied = copy.deepcopy(root)
+        for p in copied.parameters():
+            p.grad = None
+        self.model_copies[id(root)] = copied
 
     def _read_coverage(self) -> None:
         held = {id(p) for s in self.optimizers.values() for p in s.params}
@@ -455,6 +472,10 @@ def _instruments(recorder: _Recorder):
     finally:
         for handle in handles + recorder.handles:
             handle.remove()
+
+
+def _has_closure(args: tuple, kwargs: dict) -> bool:
+    return (bool(args) and args[0] is not None) or kwargs.get("closure") is not None
 
 
 def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:

@@ -44,10 +44,12 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
                                 "multiplied in twice (a LambdaLR whose function returns lr * factor)")
                 codes.append("squared")
                 continue
-            collapsed = [i for i, lr in enumerate(lrs) if lr < fraction * peak]
+            # Only after the LR first reached its peak: a warm-up starts near 0 on purpose.
+            top = lrs.index(peak)
+            collapsed = [i for i, lr in enumerate(lrs) if i > top and lr < fraction * peak]
             share = len(collapsed) / len(lrs)
             metrics[where]["collapsed_share"] = share
-            rebound = _rebound(lrs, fraction * peak, REBOUND * peak)
+            rebound = _rebound(lrs, fraction * peak, REBOUND * peak, top)
             if rebound is not None:
                 problems.append(f"{where}'s LR fell to ~0 at step {rebound[0] + 1} and climbed back to {lrs[rebound[1]]:.3g} "
                                 f"by step {rebound[1] + 1}: the schedule ran past its end (a per-epoch cosine stepped per batch?)")
@@ -67,10 +69,11 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     return Finding(Status.PASS, f"the applied learning rate stays in use over the observed steps ({described})", metrics)
 
 
-def _rebound(lrs: list[float], low: float, high: float) -> tuple[int, int] | None:
-    """(step at ~0, step back above ``high``) when the LR climbed back gradually (over more than
-    two steps: a warm restart jumps back at once and is on purpose)."""
-    bottom = next((i for i, lr in enumerate(lrs) if lr < low), None)
+def _rebound(lrs: list[float], low: float, high: float, top: int) -> tuple[int, int] | None:
+    """(step at ~0, step back above ``high``) when the LR, after its first peak at ``top``, fell
+    to ~0 and climbed back gradually (over more than two steps: a warm restart jumps back at once
+    and is on purpose; a warm-up climbs from ~0 before any peak)."""
+    bottom = next((i for i in range(top, len(lrs)) if lrs[i] < low), None)
     if bottom is None:
         return None
     back = next((i for i in range(bottom, len(lrs)) if lrs[i] > high), None)
