@@ -121,3 +121,24 @@ def test_cli_bad_input_is_exit_2_without_traceback(tmp_path):
     process = cli(str(tmp_path / "missing.py"))
     assert process.returncode == 2
     assert "does not exist" in " ".join(process.stderr.split()) and "Traceback" not in process.stderr
+
+
+def test_numerics_names_where_the_users_own_run_first_went_nan():
+    from nndoctor import engine
+
+    report = engine.run_script(MLP, ["--log-of-probabilities"], steps=4, only=["numerics"], device="cpu")
+    result = report.result("numerics")
+    assert result.status.value == "fail"
+    assert result.metrics["first_phase"] == "your own training run" and result.metrics["first_step"] == 1
+    assert result.metrics["first_where"] == "Sequential.0"  # the weights went NaN at step 1: the first layer shows it
+
+
+def test_multi_worker_loader_and_bf16_autocast_are_observed():
+    trace = observe(MLP, ["--workers", "2", "--bf16"], steps=20).trace
+    assert len(trace.steps) == 20 and trace.stop_reason == "steps"
+    assert all(s.grads_reset for s in trace.steps[1:]) and trace.losses[0].name == "CrossEntropyLoss"
+
+
+def test_interrupt_reports_what_was_observed(tmp_path):
+    trace = observe(script(tmp_path, after="if step == 5: raise KeyboardInterrupt"), [], steps=50).trace
+    assert trace.stop_reason == "interrupted" and len(trace.steps) == 6

@@ -53,7 +53,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         curve, phase = _configured_run(ctx, int(thresholds["steps"]))
     except (IndexError, ValueError, RuntimeError) as exc:  # the loss rejects the real batch: data_integrity says why
         curve, untrainable = None, f"the configured setup cannot train on the real batch ({type(exc).__name__}: {exc})"
-    events = list(ctx.nonfinite)
+    events = _own_run_events(ctx) + list(ctx.nonfinite)
     metrics: dict[str, Any] = {"events": len(events)}
     if curve is not None:
         metrics.update(configured_run=phase, configured_steps=curve.steps, configured_final_loss=curve.final)
@@ -85,6 +85,17 @@ def _failure(events: list[NonFiniteEvent], metrics: dict[str, Any]) -> Finding:
     )
     evidence = tuple(f"{e.phase}, step {e.step}: {_describe(e)}" for e in events[:5])
     return Finding(Status.FAIL, summary, metrics, evidence, tables=(table,), fix=_fix(first))
+
+
+def _own_run_events(ctx: Context) -> list[NonFiniteEvent]:
+    """Where the user's own loop first produced NaN/Inf, when `nndoctor run` observed it: that
+    run comes first, since it is the one that matters."""
+    seen = ctx.loop.nonfinite if ctx.loop is not None else None
+    if seen is None:
+        return []
+    where = seen.where or ("loss" if seen.kind == "loss" else "the gradients")
+    kind = "output" if seen.where else seen.kind
+    return [NonFiniteEvent("your own training run", seen.step, where, kind)]
 
 
 def _configured_run(ctx: Context, steps: int) -> tuple[Curve, str]:

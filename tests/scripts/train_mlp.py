@@ -10,6 +10,9 @@ parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=20)
 parser.add_argument("--lr", type=float, default=1e-2)
 parser.add_argument("--sgd", action="store_true")
+parser.add_argument("--log-of-probabilities", action="store_true")
+parser.add_argument("--workers", type=int, default=0)
+parser.add_argument("--bf16", action="store_true")
 parser.add_argument("--accumulate", type=int, default=1)
 parser.add_argument("--no-zero-grad", action="store_true")
 parser.add_argument("--eval-mode", action="store_true")
@@ -32,7 +35,7 @@ labels = torch.randint(0, 4, (512,))
 features = centers[labels] + torch.randn(512, 16)
 if args.shuffle_labels:
     labels = labels[torch.randperm(512)]
-loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(features, labels), batch_size=32, shuffle=True)
+loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(features, labels), batch_size=32, shuffle=True, num_workers=args.workers)
 
 
 def build():
@@ -73,7 +76,13 @@ for epoch in range(args.epochs):
     if args.eval_mode:
         model.eval()
     for i, (x, y) in enumerate(loader):
-        loss = criterion(model(x), y) / args.accumulate
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
+            out = model(x)
+        if args.log_of_probabilities:  # NLL on log(softmax) computed by hand: log(0) once a probability underflows
+            loss = nn.functional.nll_loss(torch.log(torch.softmax(out.float() * 1e3, dim=1)), y)
+        else:
+            loss = criterion(out.float(), y)
+        loss = loss / args.accumulate
         if args.loss_from_item:  # the graph is cut: nothing reaches the model
             loss = torch.tensor(loss.item(), requires_grad=True)
         loss.backward()
