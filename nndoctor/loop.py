@@ -26,7 +26,7 @@ class Step:
     backward_passes: int | None  # backward passes that reached this optimizer's parameters (None: not yet watched)
     grads_reset: bool | None  # whether the gradients were reset (None/zero) before the first of those passes
     grad_norm_backward: float | None  # total gradient norm of its parameters right after the last backward pass
-    grad_norm_step: float | None  # ... and when the step applied it (after any clipping)
+    grad_norm_step: float | None  # ... and when the step applied it (after any clipping); both sampled (None between)
     time_s: float  # seconds since the previous step of any optimizer
 
     @property

@@ -39,7 +39,9 @@ LOSS_FUNCTIONS = {
     F.mse_loss, F.l1_loss, F.smooth_l1_loss, F.huber_loss, F.kl_div,
 }
 BACKWARD_FUNCTIONS = {torch.Tensor.backward, torch.autograd.backward}
+WATCHED_FUNCTIONS = frozenset(LOSS_FUNCTIONS | BACKWARD_FUNCTIONS)
 COVERAGE_STEPS = 3  # per optimizer: parameter coverage is read on its first steps (a walk over all parameters)
+NORM_FIRST, NORM_EVERY = 10, 5  # gradient norms (two passes over the gradients) on these steps
 CAPTURE_SAMPLES = 512  # samples of the script's own batches kept for the checklist
 CAPTURE_BATCHES = 64
 
@@ -183,7 +185,8 @@ class _Recorder:
             if state.backward_passes == 1:
                 grad = sentinel.grad
                 state.reset_seen = grad is None or not bool(grad.any())
-            engine.queue_callback(lambda: setattr(state, "norm_after_backward", _grad_norm(state.params)))
+            if _sampled(state.steps + 1):
+                engine.queue_callback(lambda: setattr(state, "norm_after_backward", _grad_norm(state.params)))
 
         self.handles.append(sentinel.register_hook(on_gradient))
         state.watched = True
@@ -209,8 +212,8 @@ class _Recorder:
         losses = tuple(float(v) for v in self.pending_losses)  # one sync per step for all of them
         self.pending_losses.clear()
         norm_backward = float(state.norm_after_backward) if state.norm_after_backward is not None else None
-        norm_step = float(_grad_norm(state.params))
         state.steps += 1
+        norm_step = float(_grad_norm(state.params)) if _sampled(state.steps) else None
         step = Step(
             number=len(self.steps) + 1,
             optimizer=state.info_name,
@@ -383,12 +386,17 @@ class _Mode(TorchFunctionMode):
         self.recorder = recorder
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
-        kwargs = kwargs or {}
-        if func in BACKWARD_FUNCTIONS and args:
-            self.recorder.backward_called(args[0])
-        elif func in LOSS_FUNCTIONS and self.recorder.depth == 0 and torch.is_grad_enabled():
+        # Runs for every torch call of the script: one set lookup on the common path.
+        if func in WATCHED_FUNCTIONS:
+            self._seen(func, args, kwargs or {})
+        return func(*args, **(kwargs or {}))
+
+    def _seen(self, func, args: tuple, kwargs: dict) -> None:
+        if func in BACKWARD_FUNCTIONS:
+            if args:
+                self.recorder.backward_called(args[0])
+        elif self.recorder.depth == 0 and torch.is_grad_enabled():
             self.recorder._loss_called(func, func.__name__, "function", args, kwargs)
-        return func(*args, **kwargs)
 
 
 def observe(script: Path, args: list[str], steps: int = 100, time_budget: float | None = None) -> Observation:
@@ -472,6 +480,12 @@ def _instruments(recorder: _Recorder):
     finally:
         for handle in handles + recorder.handles:
             handle.remove()
+
+
+def _sampled(step: int) -> bool:
+    """Whether the gradient norms are read at this step of an optimizer (1-based): each of the
+    first ones, then every NORM_EVERY-th, which keeps the observation's cost per step low."""
+    return step <= NORM_FIRST or step % NORM_EVERY == 0
 
 
 def _has_closure(args: tuple, kwargs: dict) -> bool:
