@@ -80,8 +80,8 @@ class _OptimizerState:
     backward_passes: int = 0
     reset_seen: bool | None = None
     norm_after_backward: Any = None
-    sentinel: Any = None
     watched: bool = False
+    groups: tuple = ()  # hyperparameters per group at the first step
 
 
 @dataclass
@@ -240,6 +240,7 @@ class _Recorder:
         cls = type(optimizer).__name__
         same = sum(1 for s in self.optimizers.values() if type(s.optimizer).__name__ == cls)
         state = _OptimizerState(f"{cls}#{same + 1}" if same else cls, optimizer, params)
+        state.groups = tuple({k: _plain(v) for k, v in g.items() if k != "params"} for g in optimizer.param_groups)
         self.optimizers[id(optimizer)] = state
         self.awaiting_copy.update(held)
         for root in list(self.roots.values()):
@@ -321,7 +322,7 @@ class _Recorder:
                           if r in model_names and any(p is q for p in root.parameters() for q in state.params[:1])), "")
             optimizers.append(OptimizerInfo(
                 name=state.info_name, cls=type(state.optimizer).__name__,
-                groups=tuple({k: _plain(v) for k, v in g.items() if k != "params"} for g in state.optimizer.param_groups),
+                groups=state.groups,
                 tensors=len(state.params), parameters=sum(p.numel() for p in state.params), model=owner,
                 schedulers=_schedulers(state.optimizer),
             ))
