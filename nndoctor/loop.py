@@ -24,7 +24,7 @@ class Step:
     lrs: tuple[float, ...]  # the learning rate of each parameter group, as applied by this step
     losses: tuple[float, ...]  # the values backpropagated since the previous step (any optimizer's)
     backward_passes: int | None  # backward passes that reached this optimizer's parameters (None: not yet watched)
-    grads_reset: bool | None  # whether the gradients were reset (None/zero) before the first of those passes
+    grads_reset: bool | None  # whether some backward pass since the previous step found the gradient reset (None/zeros)
     grad_norm_backward: float | None  # total gradient norm of its parameters right after the last backward pass
     grad_norm_step: float | None  # ... and when the step applied it (after any clipping); both sampled (None between)
     time_s: float  # seconds since the previous step of any optimizer

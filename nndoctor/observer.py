@@ -174,7 +174,8 @@ class _Recorder:
 
     def _watch(self, state: _OptimizerState) -> None:
         """A hook on one parameter that received a gradient: it runs once per backward pass
-        through this optimizer's parameters, before the gradient is added to ``.grad``."""
+        through this optimizer's parameters, before the gradient is added to ``.grad``, and
+        sees whether ``.grad`` was reset (None or zeros) since the optimizer's last step."""
         sentinel = next((p for p in state.params if p.grad is not None), None)
         if sentinel is None:
             return
@@ -182,7 +183,9 @@ class _Recorder:
 
         def on_gradient(_: torch.Tensor) -> None:
             state.backward_passes += 1
-            if state.backward_passes == 1:
+            # Reset if any backward pass since the step found the gradient cleared: a GAN's
+            # generator pass adds to the critic's gradient before the critic's zero_grad().
+            if not state.reset_seen:
                 grad = sentinel.grad
                 state.reset_seen = grad is None or not bool(grad.any())
             if _sampled(state.steps + 1):

@@ -142,3 +142,16 @@ def test_multi_worker_loader_and_bf16_autocast_are_observed():
 def test_interrupt_reports_what_was_observed(tmp_path):
     trace = observe(script(tmp_path, after="if step == 5: raise KeyboardInterrupt"), [], steps=50).trace
     assert trace.stop_reason == "interrupted" and len(trace.steps) == 6
+
+
+def test_several_models_are_listed_and_one_is_picked_with_model():
+    from nndoctor import engine
+
+    gan = SCRIPTS / "train_gan.py"
+    report = engine.run_script(gan, [], steps=20, only=["grad_reset", "initial_loss"], device="cpu")
+    assert any("Several models were trained; the checklist examined Sequential#1" in n for n in report.notes)
+    assert report.result("grad_reset").status.value == "pass"
+    with pytest.raises(InputError, match="--model Critic: the script trained Sequential#1, Sequential#2"):
+        engine.run_script(gan, [], steps=4, model="Critic", device="cpu")
+    picked = engine.run_script(gan, [], steps=4, model="Sequential#2", only=["initial_loss"], device="cpu")
+    assert any("Model (examined): Sequential#2" in n for n in picked.notes)

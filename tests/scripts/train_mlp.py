@@ -13,6 +13,7 @@ parser.add_argument("--sgd", action="store_true")
 parser.add_argument("--log-of-probabilities", action="store_true")
 parser.add_argument("--workers", type=int, default=0)
 parser.add_argument("--bf16", action="store_true")
+parser.add_argument("--compile", action="store_true")
 parser.add_argument("--accumulate", type=int, default=1)
 parser.add_argument("--no-zero-grad", action="store_true")
 parser.add_argument("--eval-mode", action="store_true")
@@ -57,6 +58,8 @@ params = [p for p in model.parameters() if p.requires_grad]
 optimizer = torch.optim.SGD(params, lr=args.lr, momentum=0.9) if args.sgd else torch.optim.Adam(params, lr=args.lr)
 if args.rebuild_model:
     model = build()
+if args.compile:
+    model = torch.compile(model)
 steps_per_epoch = len(loader)
 scheduler = None
 if args.step_lr_per_batch:
