@@ -59,13 +59,13 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class ModeUse:
-    """A mode-dependent module (dropout, batch norm) in the training forward passes."""
+    """A mode-dependent module (dropout, batch norm) and its mode at the observed steps (sampled)."""
 
     module: str  # qualified name: "Model.features.3"
     kind: str  # "dropout" or "batchnorm"
     p: float | None  # dropout probability
-    train_forwards: int
-    eval_forwards: int
+    train_steps: int
+    eval_steps: int
     trained: bool  # its own parameters (batch norm with affine) or its parent's are being trained
 
 

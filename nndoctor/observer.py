@@ -121,6 +121,8 @@ class _Recorder:
 
     # -- forward passes -------------------------------------------------------------------------
     def forward_pre(self, module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+        if torch.compiler.is_compiling():  # inside a compiled model: a no-op, so dynamo neither guards on nor recompiles for it
+            return
         grad = torch.is_grad_enabled()
         if self.depth == 0 and grad and not isinstance(module, nn.modules.loss._Loss):
             self.roots.setdefault(id(module), module)
@@ -129,16 +131,10 @@ class _Recorder:
                 self._copy_if_stepped(module)
             self._capture_inputs(module, args, kwargs or {})
         self.depth += 1
-        if grad and isinstance(module, DROPOUT_TYPES + NORM_TYPES):
-            count = self.modes.get(id(module))
-            if count is None:
-                count = self.modes[id(module)] = _ModeCount(module)
-            if module.training:
-                count.train += 1
-            else:
-                count.eval += 1
 
     def forward_post(self, module: nn.Module, args: tuple, *rest: Any) -> None:
+        if torch.compiler.is_compiling():
+            return
         self.depth = max(0, self.depth - 1)
         output = rest[-1] if rest else None
         if self.depth == 0 and isinstance(module, nn.modules.loss._Loss) and torch.is_grad_enabled():
@@ -232,6 +228,8 @@ class _Recorder:
         self.last_step_time = now
         if state.steps <= COVERAGE_STEPS:
             self._read_coverage()
+        if _sampled(state.steps):
+            self._read_modes()
         self._note_nonfinite(step)
         if not state.watched:
             self._watch(state)
@@ -260,6 +258,21 @@ class _Recorder:
         for p in copied.parameters():
             p.grad = None
         self.model_copies[id(root)] = copied
+
+    def _read_modes(self) -> None:
+        """The mode of every dropout and batch-norm module at this step: the mode its training
+        forward passes ran in (read here rather than in each forward, which also works inside
+        compiled models)."""
+        for root in self.roots.values():
+            for module in root.modules():
+                if isinstance(module, DROPOUT_TYPES + NORM_TYPES):
+                    count = self.modes.get(id(module))
+                    if count is None:
+                        count = self.modes[id(module)] = _ModeCount(module)
+                    if module.training:
+                        count.train += 1
+                    else:
+                        count.eval += 1
 
     def _read_coverage(self) -> None:
         held = {id(p) for s in self.optimizers.values() for p in s.params}

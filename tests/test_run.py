@@ -155,3 +155,9 @@ def test_several_models_are_listed_and_one_is_picked_with_model():
         engine.run_script(gan, [], steps=4, model="Critic", device="cpu")
     picked = engine.run_script(gan, [], steps=4, model="Sequential#2", only=["initial_loss"], device="cpu")
     assert any("Model (examined): Sequential#2" in n for n in picked.notes)
+
+
+def test_torch_compile_is_observed_without_recompiling_for_the_hooks():
+    trace = observe(MLP, ["--compile"], steps=12).trace
+    assert len(trace.steps) == 12 and all(s.grads_reset for s in trace.steps[1:])
+    assert {m.kind for m in trace.modes} == {"batchnorm", "dropout"} and all(m.eval_steps == 0 for m in trace.modes)

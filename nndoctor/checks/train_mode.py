@@ -22,19 +22,19 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     if not modes:
         return Finding(Status.PASS, "the models have no dropout or batch norm: train and eval mode compute the same")
     eval_share = float(thresholds["eval_share_fail"])
-    in_eval = [m for m in modes if m.trained and m.eval_forwards > eval_share * (m.train_forwards + m.eval_forwards)]
+    in_eval = [m for m in modes if m.trained and m.eval_steps > eval_share * (m.train_steps + m.eval_steps)]
     high = [m for m in modes if m.kind == "dropout" and m.p is not None and m.p >= float(thresholds["dropout_fail"])
-            and m.train_forwards > 0]
-    table = Table("mode-dependent modules in the training forward passes",
+            and m.train_steps > 0]
+    table = Table("mode-dependent modules at the observed steps",
                   ("module", "kind", "p", "train", "eval", "trained"),
-                  tuple((m.module, m.kind, "-" if m.p is None else m.p, m.train_forwards, m.eval_forwards,
+                  tuple((m.module, m.kind, "-" if m.p is None else m.p, m.train_steps, m.eval_steps,
                          "yes" if m.trained else "frozen") for m in modes))
     metrics = {"modules": len(modes), "eval_in_training": [m.module for m in in_eval],
                "high_dropout": {m.module: m.p for m in high}}
     problems, codes = [], []
     if in_eval:
         names = ", ".join(m.module for m in in_eval[:5])
-        problems.append(f"{len(in_eval)} module(s) that train ran their training passes in eval mode ({names}): "
+        problems.append(f"{len(in_eval)} module(s) that train were in eval mode during training steps ({names}): "
                         "model.eval() is still on during training")
         codes.append("eval_mode")
     if high:
