@@ -120,7 +120,7 @@ class _Recorder:
     handles: list[Any] = field(default_factory=list)
 
     # -- forward passes -------------------------------------------------------------------------
-    def forward_pre(self, module: nn.Module, args: tuple, kwargs: dict | None = None) -> None:
+    def forward_pre(self, module: nn.Module, args: tuple) -> None:
         if torch.compiler.is_compiling():  # inside a compiled model: a no-op, so dynamo neither guards on nor recompiles for it
             return
         grad = torch.is_grad_enabled()
@@ -129,14 +129,15 @@ class _Recorder:
             self.last_root = id(module)
             if self.awaiting_copy:
                 self._copy_if_stepped(module)
-            self._capture_inputs(module, args, kwargs or {})
         self.depth += 1
 
     def forward_post(self, module: nn.Module, args: tuple, *rest: Any) -> None:
         if torch.compiler.is_compiling():
             return
         self.depth = max(0, self.depth - 1)
-        output = rest[-1] if rest else None
+        kwargs, output = rest if len(rest) == 2 else ({}, rest[-1] if rest else None)
+        if self.depth == 0 and id(module) == self.last_root and torch.is_grad_enabled():
+            self._capture_inputs(module, args, kwargs or {})  # here, where global hooks get keyword inputs too
         if self.depth == 0 and isinstance(module, nn.modules.loss._Loss) and torch.is_grad_enabled():
             self._loss_called(module, type(module).__name__, "module", args, {})
         if self.hunting_nonfinite and not self.first_bad_module and isinstance(output, torch.Tensor):
@@ -487,7 +488,7 @@ def _instruments(recorder: _Recorder):
     hooks = nn.modules.module
     handles = [
         hooks.register_module_forward_pre_hook(recorder.forward_pre),
-        hooks.register_module_forward_hook(recorder.forward_post, always_call=True),
+        hooks.register_module_forward_hook(recorder.forward_post, with_kwargs=True, always_call=True),
         register_optimizer_step_pre_hook(recorder.step_pre),
         register_optimizer_step_post_hook(recorder.step_post),
     ]

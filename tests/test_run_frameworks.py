@@ -26,3 +26,4 @@ def test_hugging_face_trainer_with_warmup_is_observed(tmp_path):
     for check_id in ("grad_reset", "optimizer_coverage", "train_mode", "lr_schedule"):
         assert statuses[check_id] is Status.PASS, report.result(check_id).summary
     assert statuses["initial_loss"] is Status.SKIP and "loss was not seen" in report.result("initial_loss").summary
+    assert any("Batches taken: 12 (96 samples)" in n for n in report.notes)  # keyword inputs (input_ids=...) captured
