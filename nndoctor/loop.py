@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-
 # The loop checks' skip reason when nndoctor examined a model file and never saw a loop.
 NOT_OBSERVED = "no training loop was observed: run `nndoctor run train.py` to check your real training loop"
 

@@ -26,11 +26,23 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.optim.optimizer import register_optimizer_step_post_hook, register_optimizer_step_pre_hook
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
 from torch.overrides import TorchFunctionMode
 
 from nndoctor.errors import InputError
-from nndoctor.loop import Coverage, LossCall, ModeUse, ModelInfo, NonFiniteSeen, OptimizerInfo, Step, LoopTrace
+from nndoctor.loop import (
+    Coverage,
+    LoopTrace,
+    LossCall,
+    ModelInfo,
+    ModeUse,
+    NonFiniteSeen,
+    OptimizerInfo,
+    Step,
+)
 
 DROPOUT_TYPES = (nn.modules.dropout._DropoutNd,)
 NORM_TYPES = (nn.modules.batchnorm._BatchNorm,)

@@ -28,3 +28,10 @@ def test_clipping_under_adam_is_not_judged():
     # Adam's step does not scale with the gradient's norm: clipping it changes little
     result = run_loop_check("loss_progress", "--clip", "1e-3", steps=60)
     assert result.status is Status.PASS, result.summary
+
+
+def test_labels_shuffled_apart_from_their_features_stall_and_fail():
+    result = run_loop_check("loss_progress", "--shuffle-labels", steps=100)
+    assert result.status is Status.FAIL, result.summary
+    assert result.codes == ("loss_progress.stalled",)
+    assert result.metrics["Adam"]["progress"] < 0.1
