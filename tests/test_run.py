@@ -161,3 +161,8 @@ def test_torch_compile_is_observed_without_recompiling_for_the_hooks():
     trace = observe(MLP, ["--compile"], steps=12).trace
     assert len(trace.steps) == 12 and all(s.grads_reset for s in trace.steps[1:])
     assert {m.kind for m in trace.modes} == {"batchnorm", "dropout"} and all(m.eval_steps == 0 for m in trace.modes)
+
+
+def test_time_budget_stops_the_script_at_the_next_step(tmp_path):
+    trace = observe(script(tmp_path, steps=1000), [], steps=1000, time_budget=0.0).trace
+    assert trace.stop_reason == "time_budget" and len(trace.steps) == 1
