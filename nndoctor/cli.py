@@ -112,6 +112,7 @@ def check(
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-paragraph errors."),
 ) -> None:
     """Run the checklist on a model and print a pass/warn/fail report."""
+    from nndoctor import budget
     from nndoctor.errors import InputError
     from nndoctor.report import terminal
 
@@ -119,7 +120,7 @@ def check(
     files = {Format.markdown: report, Format.json: json_out, Format.junit: junit_out}
     try:
         stdout_format = _validate_options(device, output_format, files, plots, quiet, verbose, seed)
-        from nndoctor import budget, engine
+        from nndoctor import engine
         from nndoctor.options import RunOptions
 
         _refuse_inputs_as_outputs(engine.input_files(path, config, data), files, plots)
@@ -127,25 +128,9 @@ def check(
             only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device, fail_on=fail_on.value,
             debug=debug, quick=quick, try_fixes=try_fixes, time_budget=time_budget, allow_errors=allow_errors,
         )
-        # The user's code may print: its output goes to stderr, so stdout carries the report alone
-        # (`--json -` stays a JSON document).
-        with contextlib.redirect_stdout(sys.stderr), budget.terminate_as_stop(), \
-                terminal.progress(enabled=_show_progress(quiet)) as on_start:
+        with _running_user_code(quiet) as on_start:
             result = engine.run_path(path, config, data, options, on_start)
-        # The user waited for the imports and the model load too, not just for the checks.
-        result = replace(result, duration_s=time.perf_counter() - start)
-        if plots is not None:
-            from nndoctor.report import plots as plot_writer
-
-            result = plot_writer.write(result, plots)
-        _print_stdout(result, stdout_format, quiet, verbose)
-        if output_format is None and _on_github_actions():
-            _print_annotations(result, stdout_format)
-        written = []
-        for fmt, target in files.items():
-            if target is not None and target != STDOUT:
-                _emit(_render(result, fmt, target), target)
-                written.append((target, FILE_OPTIONS[fmt]))
+        result, written = _deliver(result, start, stdout_format, output_format, files, plots, quiet, verbose)
     except InputError as exc:
         if debug:
             raise
@@ -154,6 +139,108 @@ def check(
     except (KeyboardInterrupt, budget.Stop) as stop:  # before any check ran: nothing to report yet
         terminal.print_input_error(f"stopped while loading the model and data ({getattr(stop, 'reason', 'Ctrl-C')}); nothing was checked.")
         raise typer.Exit(EXIT_INCOMPLETE) from None
+    _exit_with_verdict(result, quiet, written)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True}, no_args_is_help=True)
+def run(
+    ctx: typer.Context,
+    script: Path = typer.Argument(..., help="Your training script, run as `python SCRIPT ARGS` (its arguments after --)."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Stop the script after this many optimizer steps."),
+    time_budget: Optional[float] = typer.Option(
+        None, "--time-budget", min=0.001,
+        help="Seconds for the whole run: the script is stopped after half of them (at its next optimizer step), the "
+        "checks on the captured setup get the rest; checks that cannot run in time are reported as not checked (exit 3).",
+    ),
+    model: Optional[str] = typer.Option(None, "--model", help="The model to examine when the script trains several (its class name, as the report lists them)."),
+    only: Optional[str] = typer.Option(None, "--only", help="Run only these check ids (comma-separated)."),
+    skip: Optional[str] = typer.Option(None, "--skip", help="Skip these check ids (comma-separated)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed of the checklist's own runs on the captured setup."),
+    device: Optional[str] = typer.Option(None, "--device", help="Where the checklist runs on the captured setup: auto, cpu, cuda or cuda:N."),
+    output_format: Optional[Format] = typer.Option(None, "--format", "-f", help="What stdout carries: terminal, github, json, markdown or junit."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Also write the report as Markdown to this file ('-': to stdout)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Also write the report as JSON to this file ('-': to stdout)."),
+    junit_out: Optional[Path] = typer.Option(None, "--junit", help="Also write a JUnit XML report to this file ('-': to stdout)."),
+    plots: Optional[Path] = typer.Option(None, "--plots", help="Write the report's plots (PNG) into this folder."),
+    fail_on: FailOn = typer.Option(FailOn.fail, "--fail-on", help="Exit 1 on any failed check (fail) or also on warnings (warn)."),
+    quick: bool = typer.Option(False, "--quick", help="Skip the costliest training-based checks on the captured setup."),
+    allow_errors: bool = typer.Option(False, "--allow-errors", help="A check that crashes does not make the run exit 3 (INCOMPLETE)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the checks that fail the run and the summary line, on stderr."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the evidence and tables of passing checks too."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-paragraph errors."),
+) -> None:
+    """Run your training script unchanged, watch its real loop, and check the loop and the setup it trains.
+
+    The script really runs (it may write checkpoints and logs) until --steps optimizer steps or
+    --time-budget seconds; its own output goes to stderr. Example: nndoctor run train.py --steps 50 -- --epochs 1
+    """
+    from nndoctor import budget
+    from nndoctor.errors import InputError
+    from nndoctor.report import terminal
+
+    start = time.perf_counter()
+    files = {Format.markdown: report, Format.json: json_out, Format.junit: junit_out}
+    try:
+        stdout_format = _validate_options(device, output_format, files, plots, quiet, verbose, seed)
+        from nndoctor import engine
+        from nndoctor.options import RunOptions
+
+        _refuse_inputs_as_outputs({script.resolve()}, files, plots)
+        options = RunOptions(
+            only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device, fail_on=fail_on.value,
+            debug=debug, quick=quick, time_budget=time_budget, allow_errors=allow_errors,
+        )
+        with _running_user_code(quiet) as on_start:
+            result = engine.run_script(script, list(ctx.args), steps, model, options, on_start)
+        result, written = _deliver(result, start, stdout_format, output_format, files, plots, quiet, verbose)
+    except InputError as exc:
+        if debug:
+            raise
+        terminal.print_input_error(str(exc))
+        raise typer.Exit(EXIT_BAD_INPUT) from None
+    except (KeyboardInterrupt, budget.Stop) as stop:  # before the report could be made
+        terminal.print_input_error(f"stopped before anything was checked ({getattr(stop, 'reason', 'Ctrl-C')}).")
+        raise typer.Exit(EXIT_INCOMPLETE) from None
+    _exit_with_verdict(result, quiet, written)
+
+
+@contextlib.contextmanager
+def _running_user_code(quiet: bool):
+    """While the user's code runs: its prints go to stderr (stdout carries the report alone, so
+    `--json -` stays a JSON document), SIGTERM stops the run like Ctrl-C, and a progress line
+    shows on a terminal. Yields the runner's on_start callback."""
+    from nndoctor import budget
+    from nndoctor.report import terminal
+
+    with contextlib.redirect_stdout(sys.stderr), budget.terminate_as_stop(), \
+            terminal.progress(enabled=_show_progress(quiet)) as on_start:
+        yield on_start
+
+
+def _deliver(result, start: float, stdout_format: Format, output_format: Optional[Format],
+             files: dict[Format, Optional[Path]], plots: Optional[Path], quiet: bool, verbose: bool):
+    """Print and write the finished report where it was asked for; return it as delivered and the
+    files written, with the option that asked for each."""
+    # The user waited for the imports and the model load too, not just for the checks.
+    result = replace(result, duration_s=time.perf_counter() - start)
+    if plots is not None:
+        from nndoctor.report import plots as plot_writer
+
+        result = plot_writer.write(result, plots)
+    _print_stdout(result, stdout_format, quiet, verbose)
+    if output_format is None and _on_github_actions():
+        _print_annotations(result, stdout_format)
+    written = []
+    for fmt, target in files.items():
+        if target is not None and target != STDOUT:
+            _emit(_render(result, fmt, target), target)
+            written.append((target, FILE_OPTIONS[fmt]))
+    return result, written
+
+
+def _exit_with_verdict(result, quiet: bool, written: list) -> None:
+    from nndoctor.report import terminal
+
     sys.stdout.flush()  # the report first, then the verdict, even when both streams are piped
     if result.input_problem:
         terminal.print_input_error(result.input_problem)

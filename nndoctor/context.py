@@ -43,6 +43,7 @@ class Context:
     # The whole catalog with the user's overrides merged, by id: shared runs take their settings
     # from the check that owns them (catalog ``requires``), whichever checks were selected.
     specs: Mapping[str, Any] = field(default_factory=dict)
+    loop: Any = None  # the LoopTrace of `nndoctor run` (nndoctor.loop); None when no loop was observed
     _cache: dict[Any, tuple[bool, Any]] = field(default_factory=dict)
 
     @property
@@ -94,7 +95,7 @@ class Context:
         return self.shared(_scan_batch)
 
     def seed_everything(self, offset: int = 0) -> None:
-        torch.manual_seed(self.subject.seed + offset)
+        torch.manual_seed((self.subject.seed if self.subject is not None else 0) + offset)
 
     def samples_within(self, elements: int, most: int, least: int = 16) -> int:
         """How many samples keep a pass within about ``elements`` input values (counted on the

@@ -223,6 +223,48 @@ RULES: tuple[Rule, ...] = (
         (clue("overfit_small_batch", fail_only=True),),
         (clue("data_integrity"), clue("class_balance"), clue("input_normalization")),
     ),
+    # The real loop, as `nndoctor run` observed it: each cause is named by its own finding code.
+    Rule(
+        "gradients_not_reset", "Gradients are never reset between optimizer steps (missing zero_grad)",
+        "Call optimizer.zero_grad() once per optimizer step, right after optimizer.step().",
+        (Clue("grad_reset", codes=("grad_reset.never_reset",)),),
+        (Clue("loss_progress"),),
+    ),
+    Rule(
+        "optimizer_on_replaced_model", "The optimizer was built on a model that was then replaced",
+        "Build the optimizer after the final model: optimizer = Adam(model.parameters()).",
+        (Clue("optimizer_coverage", codes=("optimizer_coverage.stale_optimizer",)),),
+        (Clue("loss_progress"),),
+    ),
+    Rule(
+        "parameters_left_out", "Parameters that learn are left out of the optimizer, or the classifier is frozen",
+        "Pass every parameter that should train to the optimizer and keep the output layer trainable.",
+        (Clue("optimizer_coverage", codes=("optimizer_coverage.unheld_gradients", "optimizer_coverage.frozen_output")),),
+        (Clue("loss_progress"),),
+    ),
+    Rule(
+        "eval_mode_training", "The model trains in eval mode (model.train() missing after evaluation)",
+        "Call model.train() at the start of every training epoch.",
+        (Clue("train_mode", codes=("train_mode.eval_mode",)),),
+        (Clue("loss_progress"),),
+    ),
+    Rule(
+        "dropout_keep_probability", "Dropout given a keep probability: it drops most units",
+        "nn.Dropout(p) takes the probability of dropping a unit: use 0.1-0.5.",
+        (Clue("train_mode", codes=("train_mode.high_dropout",)),),
+        (Clue("loss_progress"),),
+    ),
+    Rule(
+        "lr_schedule_misapplied", "The learning-rate schedule is stepped or computed wrongly",
+        "Step per-epoch schedulers once per epoch (or give them their length in steps); return a factor from LambdaLR.",
+        (Clue("lr_schedule", codes=("lr_schedule.collapsed", "lr_schedule.past_end", "lr_schedule.squared")),),
+        (Clue("loss_progress"),),
+    ),
+    Rule(
+        "clipping_too_tight", "Gradient clipping shrinks every step to a small fraction",
+        "Clip at a norm near the typical gradient norm (clip_grad_norm_(params, 1.0)), not far below it.",
+        (Clue("loss_progress", codes=("loss_progress.always_clipped",)),),
+    ),
 )
 
 # upstream cause -> the causes whose evidence it produces by itself. Acyclic, so an order exists.

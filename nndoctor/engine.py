@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from nndoctor import budget, catalog, diagnosis, fixes, rng, runner
 from nndoctor.budget import Deadline, Stop
@@ -133,3 +133,87 @@ def run_path(
             f"download, a wait for input); make loading quick, or raise --time-budget."
         ) from None
     return run_subject(subject, selection, options, on_start, deadline)
+
+
+LOOP_SECTION = "Training loop"
+
+
+def run_script(
+    script: Path,
+    args: Iterable[str] = (),
+    steps: int = 100,
+    model: str | None = None,
+    options: RunOptions = RunOptions(),
+    on_start: Callable[[CheckSpec], None] | None = None,
+) -> Report:
+    """`nndoctor run`: observe the script's own loop, then run the loop checks on what it did and
+    the rest of the checklist on the setup captured from it. A time budget covers both: the script
+    is stopped after half of it, the checks get what is left."""
+    from nndoctor import capture, observer
+
+    start = time.perf_counter()
+    deadline = Deadline(options.time_budget)
+    selection = plan(Config(), options)
+    script_budget = options.time_budget / 2 if options.time_budget is not None else None
+    observation = observer.observe(script, list(args), steps, script_budget)
+    names = capture.model_names(observation)
+    if model is not None and model not in names:
+        raise InputError(f"--model {model}: the script trained {', '.join(names) or 'no model'}; pass one of these names.")
+    examined = model or (names[0] if names else "")
+    seed = options.seed or 0
+    subject, why = capture.build(observation, examined, options.device or "auto", seed) if examined else (None, "no model was seen")
+    if subject is None:
+        selection = _loop_checks_only(selection, f"the setup could not be captured from the script: {why}")
+    ctx = Context(subject, options={"quick": options.quick}, specs=selection.specs, loop=observation.trace)
+    outcome = runner.run_checks(ctx, selection, debug=options.debug, on_start=on_start, deadline=deadline)
+    report = Report(
+        target=str(script),
+        task=subject.task if subject else "unknown",
+        task_source=subject.task_source if subject else "not captured",
+        seed=seed,
+        device=str(subject.device) if subject else "cpu",
+        results=outcome.results,
+        notes=tuple(_run_header(observation.trace, examined, subject)),
+        fail_on=Status(options.fail_on),
+        stopped=outcome.stopped,
+        input_problem=outcome.input_problem,
+        allow_errors=options.allow_errors,
+        command="run",
+    )
+    return replace(diagnosis.add_causes(report), duration_s=time.perf_counter() - start)
+
+
+def _loop_checks_only(selection: runner.Selection, why: str) -> runner.Selection:
+    loop = tuple(s for s in selection.to_run if s.section == LOOP_SECTION)
+    others = tuple((s, why) for s in selection.to_run if s.section != LOOP_SECTION)
+    return runner.Selection(loop, selection.skipped + others, selection.catalog)
+
+
+def _run_header(trace, examined: str, subject: Subject | None) -> list[str]:
+    """What was captured and from where, for the report's notes."""
+    ran = " ".join(("python", Path(trace.script).name, *trace.args))
+    stop = {
+        "steps": f"stopped by nndoctor after {len(trace.steps)} optimizer steps (--steps)",
+        "time_budget": f"stopped by nndoctor after {trace.wall_s:.0f} s (--time-budget), {len(trace.steps)} optimizer steps",
+        "finished": f"ran to its end: {len(trace.steps)} optimizer steps",
+        "interrupted": f"interrupted (Ctrl-C) after {len(trace.steps)} optimizer steps: the report covers what was observed",
+        "error": f"raised after {len(trace.steps)} optimizer steps: {trace.error}",
+    }[trace.stop_reason]
+    lines = [f"Script: `{ran}` ran in-process, {stop}. Its own output went to stderr."]
+    for info in trace.models:
+        mark = " (examined)" if info.name == examined and len(trace.models) > 1 else ""
+        lines.append(f"Model{mark}: {info.name}, {info.parameters:,} parameters ({info.trainable:,} trainable), "
+                     f"stepped by {', '.join(info.optimizers)}.")
+    for opt in trace.optimizers:
+        groups = "; ".join(f"lr {g.get('lr'):g}" + (f", weight_decay {g['weight_decay']:g}" if g.get("weight_decay") else "")
+                           for g in opt.groups)
+        sched = f", scheduler {', '.join(opt.schedulers)}" if opt.schedulers else ""
+        lines.append(f"Optimizer: {opt.name}, {len(opt.groups)} group(s) ({groups}){sched}, {opt.tensors} tensors.")
+    for loss in trace.losses:
+        lines.append(f"Loss: {loss.name} ({loss.kind})" + (f", called at {loss.line}." if loss.line else "."))
+    lines.append(f"Batches taken: {trace.batches_taken} ({trace.samples_taken} samples) from the script's own data.")
+    if len(trace.models) > 1:
+        lines.append(f"Several models were trained; the checklist examined {examined} (choose with --model NAME).")
+    if subject is not None:
+        lines.append(f"Task: {subject.task} ({subject.task_source}).")
+    return lines

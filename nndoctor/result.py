@@ -143,6 +143,7 @@ class Report:
     input_problem: str | None = None  # input that turned out unusable part-way, in one paragraph
     allow_errors: bool = False  # checks that crashed do not make the run incomplete
     timeline: Timeline | None = None  # a watched job's events over time
+    command: str = "check"  # the nndoctor command that produced it: "check" (a model file) or "run" (a script)
 
     @property
     def status(self) -> Status:

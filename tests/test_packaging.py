@@ -66,7 +66,7 @@ def wheel(tmp_path_factory) -> Path:
     return path
 
 
-def test_wheel_ships_the_checklist_for_all_five_sections(wheel):
+def test_wheel_ships_the_checklist_for_all_six_sections(wheel):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
         shipped = {Path(n).name for n in names if n.startswith("nndoctor/_checklist/") and n.endswith(".yaml")}

@@ -49,7 +49,7 @@ KIND_WORDS = {"output": "the output of", "gradient": "the gradient of", "paramet
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     runs = _watched_runs(ctx)
-    events = [event for _, event in runs if event is not None]
+    events = _own_run_events(ctx) + [event for _, event in runs if event is not None]
     metrics: dict[str, Any] = {"events": len(events), "runs": [name for name, _ in runs]}
     if events:
         return _failure(events, metrics)
@@ -93,6 +93,17 @@ def _failure(events: list[NonFiniteEvent], metrics: dict[str, Any]) -> Finding:
     )
     evidence = tuple(f"{e.phase}, step {e.step}: {_describe(e)}" for e in events[:5])
     return Finding(Status.FAIL, summary, metrics, evidence, tables=(table,), fix=_fix(first), codes=(f"nonfinite_{first.kind}",))
+
+
+def _own_run_events(ctx: Context) -> list[NonFiniteEvent]:
+    """Where the user's own loop first produced NaN/Inf, when `nndoctor run` observed it: that
+    run comes first, since it is the one that matters."""
+    seen = ctx.loop.nonfinite if ctx.loop is not None else None
+    if seen is None:
+        return []
+    where = seen.where or ("loss" if seen.kind == "loss" else "the gradients")
+    kind = "output" if seen.where else seen.kind
+    return [NonFiniteEvent("your own training run", seen.step, where, kind)]
 
 
 def _describe(event: NonFiniteEvent) -> str:

@@ -98,7 +98,7 @@ def _labelled(rows: list[tuple[str, Text]], label_style: str = "bold") -> RichTa
 def render(report: Report, console: Console | None = None, verbose: bool = False) -> None:
     """The full report. ``verbose`` details passing checks too (evidence, tables) and times each check."""
     out = _console(console)
-    out.print(Text.assemble(("nndoctor check ", "bold"), str(report.target)))
+    out.print(Text.assemble((f"nndoctor {report.command} ", "bold"), str(report.target)))
     out.print(Text(f"task {report.task} ({report.task_source}) · device {report.device} · seed {report.seed}", style="dim"))
     _print_causes(out, report)
     id_width = max((len(r.id) for r in report.results), default=0)

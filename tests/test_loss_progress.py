@@ -1,0 +1,37 @@
+from nndoctor.result import Status
+from tests.loop import run_loop_check
+
+
+def test_sound_loop_passes():
+    result = run_loop_check("loss_progress", steps=60)
+    assert result.status is Status.PASS, result.summary
+
+
+def test_loss_rebuilt_from_item_stalls_and_fails():
+    result = run_loop_check("loss_progress", "--loss-from-item", steps=60)
+    assert result.status is Status.FAIL, result.summary
+    assert result.codes == ("loss_progress.stalled",)
+
+
+def test_sgd_gradients_clipped_to_a_thousandth_fail():
+    result = run_loop_check("loss_progress", "--sgd", "--clip", "1e-3", steps=60)
+    assert result.status is Status.FAIL, result.summary
+    assert "loss_progress.always_clipped" in result.codes
+
+
+def test_sgd_with_usual_clipping_at_one_passes():
+    result = run_loop_check("loss_progress", "--sgd", "--clip", "1.0", steps=60)
+    assert result.status is Status.PASS, result.summary
+
+
+def test_clipping_under_adam_is_not_judged():
+    # Adam's step does not scale with the gradient's norm: clipping it changes little
+    result = run_loop_check("loss_progress", "--clip", "1e-3", steps=60)
+    assert result.status is Status.PASS, result.summary
+
+
+def test_labels_shuffled_apart_from_their_features_stall_and_fail():
+    result = run_loop_check("loss_progress", "--shuffle-labels", steps=100)
+    assert result.status is Status.FAIL, result.summary
+    assert result.codes == ("loss_progress.stalled",)
+    assert result.metrics["Adam"]["progress"] < 0.1
