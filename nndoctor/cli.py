@@ -146,7 +146,17 @@ def check(
 def run(
     ctx: typer.Context,
     script: Path = typer.Argument(..., help="Your training script, run as `python SCRIPT ARGS` (its arguments after --)."),
-    steps: int = typer.Option(100, "--steps", min=1, help="Stop the script after this many optimizer steps."),
+    steps: int = typer.Option(100, "--steps", min=1, help="Stop the script after this many optimizer steps (not with --watch)."),
+    watch: bool = typer.Option(
+        False, "--watch",
+        help="Watch the whole job instead: the script runs to its end with a light watcher on, which alerts on stderr "
+        "when a known failure starts (loss spikes, NaN, softmax pinned at 1, one class taking over, vanishing "
+        "gradients, ...) and reports a timeline.",
+    ),
+    events: Optional[Path] = typer.Option(None, "--events", help="With --watch: write every event as a JSON line to this file as it happens."),
+    stop_on: Optional[FailOn] = typer.Option(None, "--stop-on", help="With --watch: stop the job at the first failing (fail) or warning (warn) event, before its optimizer step is applied."),
+    save_last_good: Optional[Path] = typer.Option(None, "--save-last-good", help="With --watch and --stop-on: save the model's state_dict from before the failure here."),
+    sample_every: int = typer.Option(10, "--sample-every", min=1, help="With --watch: measure the heavier statistics (per-layer gradients, activations) every N steps."),
     time_budget: Optional[float] = typer.Option(
         None, "--time-budget", min=0.001,
         help="Seconds for the whole run: the script is stopped after half of them (at its next optimizer step), the "
@@ -185,13 +195,25 @@ def run(
         from nndoctor import engine
         from nndoctor.options import RunOptions
 
-        _refuse_inputs_as_outputs({script.resolve()}, files, plots)
+        _refuse_inputs_as_outputs({script.resolve()}, {**files, "--events": events, "--save-last-good": save_last_good}, plots)
         options = RunOptions(
             only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device, fail_on=fail_on.value,
             debug=debug, quick=quick, time_budget=time_budget, allow_errors=allow_errors,
         )
-        with _running_user_code(quiet) as on_start:
-            result = engine.run_script(script, list(ctx.args), steps, model, options, on_start)
+        if watch:
+            from nndoctor.watching.settings import make_settings
+
+            settings = make_settings(
+                sample_every=sample_every, stop_on=stop_on.value if stop_on else None,
+                save_last_good=save_last_good, events=events,
+            )
+            with contextlib.redirect_stdout(sys.stderr), budget.terminate_as_stop():
+                result = engine.watch_script(script, list(ctx.args), settings, options)
+        else:
+            if events or stop_on or save_last_good:
+                raise InputError("--events, --stop-on and --save-last-good belong to a watched run: add --watch.")
+            with _running_user_code(quiet) as on_start:
+                result = engine.run_script(script, list(ctx.args), steps, model, options, on_start)
         result, written = _deliver(result, start, stdout_format, output_format, files, plots, quiet, verbose)
     except InputError as exc:
         if debug:
@@ -260,14 +282,14 @@ def exit_code(result) -> int:
     return {"PASSED": EXIT_OK, "FAILED": EXIT_FAILED}.get(result.verdict, EXIT_INCOMPLETE)
 
 
-def _refuse_inputs_as_outputs(inputs: set[Path], files: dict[Format, Optional[Path]], plots: Optional[Path]) -> None:
-    """A report written over model.py, the config or a data file would destroy the user's input."""
+def _refuse_inputs_as_outputs(inputs: set[Path], files: dict, plots: Optional[Path]) -> None:
+    """A file written over model.py, the config, a data file or the script would destroy the user's input."""
     from nndoctor.errors import InputError
 
     for fmt, target in files.items():
         if target is not None and target != STDOUT and target.resolve() in inputs:
             raise InputError(
-                f"{FILE_OPTIONS[fmt]} {target} is one of nndoctor's inputs; writing the report there would overwrite "
+                f"{FILE_OPTIONS.get(fmt, fmt)} {target} is one of nndoctor's inputs; writing there would overwrite "
                 f"it. Give the report another name, e.g. {target.with_name('nndoctor-report' + (target.suffix or '.txt'))}."
             )
     if plots is not None and plots.resolve() in inputs:

@@ -183,6 +183,27 @@ def run_script(
     return replace(diagnosis.add_causes(report), duration_s=time.perf_counter() - start)
 
 
+def watch_script(script: Path, args: Iterable[str], settings, options: RunOptions = RunOptions()) -> Report:
+    """`nndoctor run --watch`: the script runs to its end (or until the watch stops it) with the
+    watcher attached to whatever model and optimizer it creates; the report is the timeline."""
+    from nndoctor import observer
+    from nndoctor.watching.attach import watch_script as watch
+
+    if not script.is_file():
+        raise InputError(f"{script} does not exist. Pass the path of your training script: nndoctor run --watch train.py -- ARGS.")
+    args = list(args)
+    try:
+        with observer.script_environment(script, args):
+            watched = watch(script, args, settings)
+    except (KeyboardInterrupt, Stop):
+        observer.no_step(script, "interrupted", None, "")
+    except Exception as exc:  # the script raised before its first step: nothing was watched
+        observer.no_step(script, "error", exc, f"{type(exc).__name__}: {exc}.")
+    if watched.report is None:
+        observer.no_step(script, "finished", None, "")
+    return replace(watched.report, fail_on=Status(options.fail_on), command="run --watch")
+
+
 def _loop_checks_only(selection: runner.Selection, why: str) -> runner.Selection:
     loop = tuple(s for s in selection.to_run if s.section == LOOP_SECTION)
     others = tuple((s, why) for s in selection.to_run if s.section != LOOP_SECTION)

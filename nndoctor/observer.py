@@ -440,7 +440,7 @@ def observe(script: Path, args: list[str], steps: int = 100, time_budget: float 
     recorder = _Recorder(script.resolve(), steps, time_budget)
     stop_reason, error = "finished", ""
     failure: BaseException | None = None
-    with _script_environment(script, args), _instruments(recorder):
+    with script_environment(script, args), _instruments(recorder):
         try:
             runpy.run_path(str(script), run_name="__main__")
         except StopScript as stop:
@@ -454,11 +454,11 @@ def observe(script: Path, args: list[str], steps: int = 100, time_budget: float 
             stop_reason, failure = "error", exc
             error = f"{type(exc).__name__}: {exc}. {_script_frame(exc, script)}".strip()
     if not recorder.steps:
-        _no_step(script, stop_reason, failure, error)
+        no_step(script, stop_reason, failure, error)
     return recorder.finish(tuple(args), stop_reason, error)
 
 
-def _no_step(script: Path, stop_reason: str, failure: BaseException | None, error: str) -> None:
+def no_step(script: Path, stop_reason: str, failure: BaseException | None, error: str) -> None:
     if stop_reason == "interrupted":
         raise InputError(f"{script} was interrupted before its first optimizer step: there is nothing to report.")
     if failure is not None:
@@ -474,7 +474,7 @@ def _no_step(script: Path, stop_reason: str, failure: BaseException | None, erro
 
 
 @contextlib.contextmanager
-def _script_environment(script: Path, args: list[str]):
+def script_environment(script: Path, args: list[str]):
     """sys.argv and sys.path as `python script ARGS` sets them; stdout to stderr; no bytecode
     written beside the script; all restored afterwards, and the script's own modules forgotten."""
     folder = str(script.resolve().parent)

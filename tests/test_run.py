@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from nndoctor.errors import InputError
 from nndoctor.options import RunOptions
@@ -167,3 +168,28 @@ def test_torch_compile_is_observed_without_recompiling_for_the_hooks():
 def test_time_budget_stops_the_script_at_the_next_step(tmp_path):
     trace = observe(script(tmp_path, steps=1000), [], steps=1000, time_budget=0.0).trace
     assert trace.stop_reason == "time_budget" and len(trace.steps) == 1
+
+
+def test_run_watch_passes_a_sound_job_and_stops_a_broken_one_before_the_damage(tmp_path):
+    script = SCRIPTS / "train_watch.py"
+    sound = cli("--watch", str(script))
+    assert sound.returncode == 0, sound.stderr
+    assert "PASSED" in sound.stderr and "step 0 loss" in sound.stderr  # the script's own output, on stderr
+    events, weights = tmp_path / "events.jsonl", tmp_path / "last_good.pt"
+    broken = cli(
+        "--watch", str(script), "--stop-on", "fail", "--events", str(events), "--save-last-good", str(weights),
+        "--json", "-", "--", "--corrupt-from", "50",
+    )
+    assert broken.returncode == 1, broken.stderr
+    document = json.loads(broken.stdout)
+    assert document["verdict"] == "FAILED"
+    assert "numerics" in {c["id"] for c in document["checks"] if c["status"] == "fail"}
+    first = json.loads(events.read_text().splitlines()[0])
+    assert first["step"] >= 50
+    saved = torch.load(weights)
+    assert all(torch.isfinite(value).all() for value in saved.values())
+
+
+def test_watch_options_need_watch():
+    result = cli(str(SCRIPTS / "train_watch.py"), "--stop-on", "fail")
+    assert result.returncode == 2 and "--watch" in result.stderr
