@@ -135,6 +135,19 @@ RULES: tuple[Rule, ...] = (
         (Clue("overfit_small_batch", _overfit("plateau")), Clue("easy_data", statuses=(Status.FAIL,))),
     ),
     Rule(
+        "labels_detached_from_inputs", "The labels do not belong to their inputs",
+        "Keep inputs and labels together through every shuffle, sort, split and join (x[perm] with y[perm]); "
+        "check that __getitem__ reads the input and the label of the same sample.",
+        (Clue("label_signal", statuses=(Status.FAIL,), codes=("label_signal.no_gain",)),),
+        (Clue("overfit_small_batch", statuses=(Status.PASS,)),),
+    ),
+    Rule(
+        "label_leak", "An input feature gives the label away",
+        "Remove the input feature that is the label or is computed from it (a target column left among the "
+        "features, an ID or timestamp sorted by label).",
+        (Clue("label_signal", codes=("label_signal.label_in_input", "label_signal.leak")),),
+    ),
+    Rule(
         "batch_mixing", "Samples of a batch are mixed together",
         "Use permute/transpose (not view/reshape) to reorder axes and keep the batch dimension first.",
         (Clue("batch_independence", statuses=(Status.FAIL,)),),
