@@ -23,8 +23,8 @@ Two measurements:
   feature: it is all the model has.
 
 Fail: the real labels do no better on held-out samples than permuted ones (gain under
-``fail_sigmas`` noise levels) after a run that fitted its training part; a feature equal to the
-label. Warn: a feature that predicts the label perfectly; a gain within the noise band; a run
+``fail_sigmas`` noise levels and under ``max_fail_gain`` of their loss) after a run that fitted its training part, and are not fitted
+faster than permuted ones either (real labels are: Zhang et al.); a feature equal to the label. Warn: a feature that predicts the label perfectly; a gain within the noise band; a run
 that did not fit its training part (nothing to judge).
 """
 
@@ -73,6 +73,9 @@ class Signal:
     permuted: tuple[float, ...]  # ... of each run on permuted labels
     noise: float  # standard deviation of (mean permuted - real) under no signal
     fit_ratio: float  # training-part loss after the real run / before it
+    # Real labels are fitted faster than random ones (Zhang et al.): the permuted runs' loss on
+    # their own training labels minus the real run's, in noise levels of the permuted runs.
+    fit_sigmas: float
 
     @property
     def gain(self) -> float:
@@ -123,7 +126,8 @@ def _judge_signal(s: Signal, thresholds: Mapping[str, Any]) -> tuple[Status, str
     if s.fit_ratio > 1 - thresholds["min_fit"]:
         return (Status.WARN, f"inconclusive: the run did not fit its training samples (loss x{s.fit_ratio:.2f}); {headline}",
                 ("inconclusive",))
-    if s.sigmas < thresholds["fail_sigmas"]:
+    negligible = s.gain < thresholds["max_fail_gain"] * abs(_mean(s.permuted))  # no gain worth the name, whatever the noise
+    if negligible and s.sigmas < thresholds["fail_sigmas"] and s.fit_sigmas < thresholds["pass_sigmas"]:
         return (Status.FAIL, f"labels are no more predictable from their inputs than shuffled labels: {headline}",
                 ("no_gain",))
     return Status.WARN, f"labels are only weakly predictable from the inputs: {headline}", ("weak_signal",)
@@ -161,10 +165,12 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | str:
     real_model = trained(train_y)
     after = _per_sample_losses(ctx, real_model, train_x, train_y).mean()
     real = _per_sample_losses(ctx, real_model, held_x, held_y)
-    permuted = []
-    for k in range(int(thresholds["permutations"])):
-        shuffle = torch.randperm(len(train), generator=generator)
-        permuted.append(_per_sample_losses(ctx, trained(batching.take(train_y, shuffle)), held_x, held_y))
+    permuted, fitted = [], []
+    for _ in range(int(thresholds["permutations"])):
+        labels = batching.take(train_y, torch.randperm(len(train), generator=generator))
+        model = trained(labels)
+        permuted.append(_per_sample_losses(ctx, model, held_x, held_y))
+        fitted.append(float(_per_sample_losses(ctx, model, train_x, labels).mean()))
     losses = torch.stack([real, *permuted])
     finite = torch.isfinite(losses).all(dim=0)
     if int(finite.sum()) < 8 or not math.isfinite(float(before)) or not math.isfinite(float(after)):
@@ -175,10 +181,13 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | str:
     paired = losses[1:].mean(dim=0) - losses[0]
     paired_se = float(paired.std() / math.sqrt(paired.numel()))
     run_spread = float(means[1:].std()) * math.sqrt(1 + 1 / runs) if runs > 1 else 0.0
+    fit_gain = sum(fitted) / runs - float(after)
+    fit_noise = float(torch.tensor(fitted).std()) * math.sqrt(1 + 1 / runs) if runs > 1 else 0.0
     return Signal(
         steps=steps, train=len(train), held_out=int(finite.sum()), real=float(means[0]),
         permuted=tuple(float(m) for m in means[1:]), noise=max(paired_se, run_spread),
         fit_ratio=float(after / before) if float(before) > 0 else 1.0,
+        fit_sigmas=fit_gain / fit_noise if fit_noise > 0 else (math.inf if fit_gain > 0 else 0.0),
     )
 
 
@@ -278,7 +287,8 @@ def _signal_line(s: Signal) -> str:
     permuted = ", ".join(f"{v:.4g}" for v in s.permuted)
     return (
         f"{s.steps} steps on {s.train} samples, scored on {s.held_out} held out: real labels {s.real:.4g}, "
-        f"permuted labels {permuted}; noise level {s.noise:.3g}; training-part loss x{s.fit_ratio:.2f}"
+        f"permuted labels {permuted}; noise level {s.noise:.3g}; training-part loss x{s.fit_ratio:.2f}, "
+        f"fitted faster than permuted labels by {s.fit_sigmas:.1f} noise levels"
     )
 
 
@@ -291,4 +301,5 @@ def _signal_metrics(s: Signal) -> dict[str, Any]:
     return {
         "steps": s.steps, "held_out": s.held_out, "real_loss": s.real, "permuted_loss": _mean(s.permuted),
         "gain": s.gain, "noise": s.noise, "gain_sigmas": s.sigmas, "fit_ratio": s.fit_ratio,
+        "fit_sigmas": s.fit_sigmas,
     }
