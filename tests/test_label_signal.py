@@ -101,3 +101,25 @@ def test_chance_bound_is_the_exact_permutation_probability():
     # 2 classes of 3 in 6 samples: 2 of the 20 label sequences are two blocks.
     labels = torch.tensor([0, 0, 0, 1, 1, 1])
     assert math.isclose(label_signal._log_chance(labels, "class"), math.log(2 / 20))
+
+
+# --- the verdict on measured figures (from the zoo runs) --------------------------------------
+
+THRESHOLDS = {"pass_sigmas": 3.0, "fail_sigmas": 2.0, "max_fail_gain": 0.05, "min_fit": 0.1}
+
+
+def signal(real, permuted, noise, fit_ratio, fit_sigmas):
+    return label_signal.Signal(150, 256, 128, real, permuted, noise, fit_ratio, fit_sigmas)
+
+
+def test_verdicts_on_measured_figures():
+    judge = lambda s: label_signal.judge(s, [], THRESHOLDS)
+    # features shuffled without labels: no held-out gain, no faster fit
+    assert judge(signal(1.462, (1.458, 1.466, 1.49), 0.0453, 0.78, 0.5)).status is Status.FAIL
+    # imbalanced binary with pos_weight: a 40% gain only 2.2 noise levels, but fitted far faster
+    assert judge(signal(0.858, (1.3, 1.5, 1.463), 0.259, 0.6, 7.9)).status is Status.PASS
+    # a run that barely trained tells nothing
+    assert judge(signal(1.46, (1.46, 1.47, 1.45), 0.01, 0.95, 0.0)).codes == ("inconclusive",)
+    # a real but small gain inside the noise band warns, never fails
+    assert judge(signal(0.72, (0.84, 0.80, 0.87), 0.145, 0.6, 1.0)).codes == ("weak_signal",)
+
