@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from nndoctor import batching
 from nndoctor.context import Context
@@ -152,9 +153,9 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | str:
     train = order[n // 3:]
     train_x, train_y = batching.take(inputs, train), batching.take(targets, train)
     held_x, held_y = batching.take(inputs, held), batching.take(targets, held)
-    params = sum(p.numel() for p in ctx.subject.model.parameters())
     batch_size = min(int(thresholds["batch_size"]), len(train))
-    steps = int(min(thresholds["steps"], max(thresholds["min_steps"], float(thresholds["step_budget"]) // max(1, params * batch_size))))
+    step_flops = 3 * _forward_flops(ctx, batching.take(held_x, torch.arange(2))) / 2 * batch_size  # backward ~ 2 forwards
+    steps = int(min(thresholds["steps"], max(thresholds["min_steps"], float(thresholds["flop_budget"]) // max(1.0, step_flops))))
 
     def trained(labels: torch.Tensor) -> torch.nn.Module:
         ctx.seed_everything()  # same initial weights, mini-batches and dropout masks in every run
@@ -191,6 +192,16 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | str:
         fit_ratio=float(after / before) if float(before) > 0 else 1.0,
         fit_sigmas=fit_gain / fit_noise if fit_noise > 0 else (math.inf if fit_gain > 0 else 0.0),
     )
+
+
+def _forward_flops(ctx: Context, inputs: Any) -> float:
+    """Floating-point operations of one eval-mode forward pass (torch's own counter), at least two
+    per parameter: the step budget's unit, so that convolutions over large inputs get fewer steps."""
+    model = ctx.subject.fresh_model().eval()
+    floor = 2.0 * sum(p.numel() for p in model.parameters()) * batching.batch_size_of(inputs)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        ctx.subject.predict(model, inputs)
+    return max(float(counter.get_total_flops()), floor)
 
 
 def _per_sample_losses(ctx: Context, model: torch.nn.Module, inputs: Any, targets: Any) -> torch.Tensor:
