@@ -118,6 +118,8 @@ def test_verdicts_on_measured_figures():
     assert judge(signal(1.462, (1.458, 1.466, 1.49), 0.0453, 0.78, 0.5)).status is Status.FAIL
     # imbalanced binary with pos_weight: a 40% gain only 2.2 noise levels, but fitted far faster
     assert judge(signal(0.858, (1.3, 1.5, 1.463), 0.259, 0.6, 7.9)).status is Status.PASS
+    # a run that barely trained tells nothing, even when its tiny gain is many noise levels
+    assert judge(signal(1.37795, (1.378, 1.378, 1.378), 1e-6, 1.0, 0.8)).codes == ("inconclusive",)
     # a run that barely trained tells nothing
     assert judge(signal(1.46, (1.46, 1.47, 1.45), 0.01, 0.95, 0.0)).codes == ("inconclusive",)
     # a real but small gain inside the noise band warns, never fails

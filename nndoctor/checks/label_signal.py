@@ -125,7 +125,8 @@ def _judge_signal(s: Signal, thresholds: Mapping[str, Any]) -> tuple[Status, str
     )
     negligible = s.gain < thresholds["max_fail_gain"] * abs(_mean(s.permuted))  # no gain worth the name, whatever the noise
     fitted_faster = s.fit_sigmas >= thresholds["pass_sigmas"]
-    if s.sigmas >= thresholds["pass_sigmas"] or (fitted_faster and not negligible and s.sigmas >= thresholds["fail_sigmas"]):
+    significant = s.sigmas >= thresholds["pass_sigmas"] or (fitted_faster and s.sigmas >= thresholds["fail_sigmas"])
+    if significant and not negligible:
         return Status.PASS, f"labels are predictable from the inputs: {headline}", ()
     if s.fit_ratio > 1 - thresholds["min_fit"]:
         return (Status.WARN, f"inconclusive: the run did not fit its training samples (loss x{s.fit_ratio:.2f}); {headline}",
