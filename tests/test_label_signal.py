@@ -125,3 +125,16 @@ def test_verdicts_on_measured_figures():
     # a real but small gain inside the noise band warns, never fails
     assert judge(signal(0.72, (0.84, 0.80, 0.87), 0.145, 0.6, 1.0)).codes == ("weak_signal",)
 
+
+
+def test_likely_causes_follow_the_codes():
+    from nndoctor.diagnosis import rank
+    from nndoctor.result import CheckResult
+
+    def result(status, *codes):
+        return CheckResult(id="label_signal", title="t", section="s", status=status, summary="", codes=codes)
+
+    assert rank((result(Status.FAIL, "label_signal.no_gain"),))[0].key == "labels_detached_from_inputs"
+    assert rank((result(Status.FAIL, "label_signal.label_in_input"),))[0].key == "label_leak"
+    assert rank((result(Status.WARN, "label_signal.leak"),))[0].key == "label_leak"
+    assert rank((result(Status.WARN, "label_signal.weak_signal"),)) == ()
