@@ -131,6 +131,19 @@ RULES: tuple[Rule, ...] = (
         (_overfit("plateau"), clue("easy_data", fail_only=True)),
     ),
     Rule(
+        "labels_detached_from_inputs", "The labels do not belong to their inputs",
+        "Keep inputs and labels together through every shuffle, sort, split and join (x[perm] with y[perm]); "
+        "check that __getitem__ reads the input and the label of the same sample.",
+        (clue("label_signal", "no_gain", fail_only=True),),
+        (Clue("overfit_small_batch", statuses=(Status.PASS,)),),
+    ),
+    Rule(
+        "label_leak", "An input feature gives the label away",
+        "Remove the input feature that is the label or is computed from it (a target column left among the "
+        "features, an ID or timestamp sorted by label).",
+        (clue("label_signal", "label_in_input", "leak"),),
+    ),
+    Rule(
         "batch_mixing", "Samples of a batch are mixed together",
         "Use permute/transpose (not view/reshape) to reorder axes and keep the batch dimension first.",
         (clue("batch_independence", "samples_mix", fail_only=True),),
@@ -227,43 +240,43 @@ RULES: tuple[Rule, ...] = (
     Rule(
         "gradients_not_reset", "Gradients are never reset between optimizer steps (missing zero_grad)",
         "Call optimizer.zero_grad() once per optimizer step, right after optimizer.step().",
-        (Clue("grad_reset", codes=("grad_reset.never_reset",)),),
-        (Clue("loss_progress"),),
+        (clue("grad_reset", "never_reset"),),
+        (clue("loss_progress"),),
     ),
     Rule(
         "optimizer_on_replaced_model", "The optimizer was built on a model that was then replaced",
         "Build the optimizer after the final model: optimizer = Adam(model.parameters()).",
-        (Clue("optimizer_coverage", codes=("optimizer_coverage.stale_optimizer",)),),
-        (Clue("loss_progress"),),
+        (clue("optimizer_coverage", "stale_optimizer"),),
+        (clue("loss_progress"),),
     ),
     Rule(
         "parameters_left_out", "Parameters that learn are left out of the optimizer, or the classifier is frozen",
         "Pass every parameter that should train to the optimizer and keep the output layer trainable.",
-        (Clue("optimizer_coverage", codes=("optimizer_coverage.unheld_gradients", "optimizer_coverage.frozen_output")),),
-        (Clue("loss_progress"),),
+        (clue("optimizer_coverage", "unheld_gradients", "frozen_output"),),
+        (clue("loss_progress"),),
     ),
     Rule(
         "eval_mode_training", "The model trains in eval mode (model.train() missing after evaluation)",
         "Call model.train() at the start of every training epoch.",
-        (Clue("train_mode", codes=("train_mode.eval_mode",)),),
-        (Clue("loss_progress"),),
+        (clue("train_mode", "eval_mode"),),
+        (clue("loss_progress"),),
     ),
     Rule(
         "dropout_keep_probability", "Dropout given a keep probability: it drops most units",
         "nn.Dropout(p) takes the probability of dropping a unit: use 0.1-0.5.",
-        (Clue("train_mode", codes=("train_mode.high_dropout",)),),
-        (Clue("loss_progress"),),
+        (clue("train_mode", "high_dropout"),),
+        (clue("loss_progress"),),
     ),
     Rule(
         "lr_schedule_misapplied", "The learning-rate schedule is stepped or computed wrongly",
         "Step per-epoch schedulers once per epoch (or give them their length in steps); return a factor from LambdaLR.",
-        (Clue("lr_schedule", codes=("lr_schedule.collapsed", "lr_schedule.past_end", "lr_schedule.squared")),),
-        (Clue("loss_progress"),),
+        (clue("lr_schedule", "collapsed", "past_end", "squared"),),
+        (clue("loss_progress"),),
     ),
     Rule(
         "clipping_too_tight", "Gradient clipping shrinks every step to a small fraction",
         "Clip at a norm near the typical gradient norm (clip_grad_norm_(params, 1.0)), not far below it.",
-        (Clue("loss_progress", codes=("loss_progress.always_clipped",)),),
+        (clue("loss_progress", "always_clipped"),),
     ),
 )
 
