@@ -136,5 +136,9 @@ def test_likely_causes_follow_the_codes():
 
     assert rank((result(Status.FAIL, "label_signal.no_gain"),))[0].key == "labels_detached_from_inputs"
     assert rank((result(Status.FAIL, "label_signal.label_in_input"),))[0].key == "label_leak"
-    assert rank((result(Status.WARN, "label_signal.leak"),))[0].key == "label_leak"
-    assert rank((result(Status.WARN, "label_signal.weak_signal"),)) == ()
+    assert rank((result(Status.WARN, "label_signal.leak"),)) == ()  # a warning alone names no cause ...
+    failed = CheckResult(id="overfit_small_batch", title="t", section="s", status=Status.FAIL, summary="",
+                         codes=("overfit_small_batch.plateau",))
+    assert rank((result(Status.WARN, "label_signal.leak"), failed))[0].key == "label_leak"  # ... beside a failure it does
+    assert all(c.key not in ("label_leak", "labels_detached_from_inputs")
+               for c in rank((result(Status.WARN, "label_signal.weak_signal"), failed)))
