@@ -14,6 +14,7 @@ from nndoctor.config import Config
 from nndoctor.errors import InputError
 from nndoctor.loading import build_subject
 from nndoctor.result import Report
+from nndoctor.threads import choose as choose_threads, torch_threads, validate as validate_threads
 
 FAIL_ON = ("fail", "warn")
 
@@ -36,6 +37,7 @@ def check(
     input_key: str | None = None,
     regularization: Callable[[nn.Module], torch.Tensor] | None = None,
     try_fixes: bool = False,
+    threads: int | None = None,
 ) -> Report:
     """Run the checklist on objects you already have; the model and dataset are never modified.
 
@@ -60,6 +62,8 @@ def check(
     - ``regularization``: the model file's ``regularization(model)``, an explicit penalty the
       training adds to the loss.
     - ``fail_on``: "fail", or "warn" to make warnings fail ``report.passed`` too.
+    - ``threads``: torch's CPU thread count during the run (default: half the usable cores, 1 to
+      4); your own ``torch.get_num_threads()`` setting is restored afterwards.
 
     Returns the Report the CLI renders (``passed``, ``result(id)``, ``results``, ``to_json()``,
     ``to_markdown()``). Raises nndoctor.errors.InputError for unusable input.
@@ -69,12 +73,14 @@ def check(
     # The config's path only names where ids and thresholds came from, in error messages.
     config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
     selection = engine.plan(config, _ids(only), _ids(skip), quick)
-    subject = build_subject(
-        Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
-        task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
-        target_key=target_key, input_key=input_key,
-    )
-    return engine.run_subject(subject, selection, fail_on=fail_on, quick=quick, try_fixes=try_fixes)
+    choice = choose_threads(validate_threads(threads, "nndoctor.check()"))
+    with torch_threads(choice.count):  # building the subject runs the model too
+        subject = build_subject(
+            Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
+            task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
+            target_key=target_key, input_key=input_key,
+        )
+        return engine.run_subject(subject, selection, fail_on=fail_on, quick=quick, try_fixes=try_fixes, threads=choice)
 
 
 def _ids(value: Iterable[str] | str) -> list[str]:

@@ -70,6 +70,9 @@ def check(
     skip: Optional[str] = typer.Option(None, "--skip", help="Skip these check ids (comma-separated)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: the config's, else 0). Same seed, same verdicts."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available), cpu, cuda or cuda:N. Default: the config's, else auto."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", help="Torch CPU threads during the run. Default: the config's, else half the usable cores (1 to 4): extra threads on a busy machine slow small models down.",
+    ),
     output_format: Optional[Format] = typer.Option(
         None, "--format", "-f",
         help="What stdout carries: terminal (the report; the default), github (GitHub Actions annotations only), "
@@ -96,11 +99,13 @@ def check(
     try:
         stdout_format = _validate_options(device, output_format, files, plots, quiet, verbose)
         from nndoctor import engine
+        from nndoctor.threads import validate as validate_threads
 
         with terminal.progress(enabled=_show_progress(quiet)) as on_start:
             result = engine.run_path(
                 path, config, data, _ids(only), _ids(skip), seed, device,
                 fail_on.value, debug, quick, try_fixes, on_start,
+                validate_threads(threads, "--threads"),
             )
         # The user waited for the imports and the model load too, not just for the checks.
         result = replace(result, duration_s=time.perf_counter() - start)

@@ -13,13 +13,14 @@ from typing import Any, Mapping
 import yaml
 
 from nndoctor.errors import InputError
+from nndoctor.threads import validate as validate_threads
 
 CONFIG_NAME = "nndoctor.yaml"
 TASKS = ("classification", "binary", "multilabel", "regression")
 DEVICES = ("auto", "cpu", "cuda")
 _TOP_KEYS = {
     "model", "data", "task", "loss", "optimizer", "device", "seed", "checks", "output",
-    "input_key", "target_key", "batch_size",
+    "input_key", "target_key", "batch_size", "threads",
 }
 _CHECK_KEYS = {"skip", "only", "thresholds"}
 
@@ -40,6 +41,7 @@ class Config:
     output: Any = None  # which part of a dict/tuple model output is the prediction
     input_key: str | None = None  # dict batches: the key the model takes (see README)
     target_key: str | None = None
+    threads: int | None = None  # torch CPU threads; None: half the cores (nndoctor.threads)
 
 
 def _fail(path: Path, what: str) -> InputError:
@@ -104,6 +106,7 @@ def load_config(path: Path) -> Config:
         output=raw.get("output"),
         input_key=raw.get("input_key"),
         target_key=raw.get("target_key"),
+        threads=validate_threads(raw.get("threads"), f"Config {path}"),
     )
 
 

@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Iterable
 
-from nndoctor import catalog, diagnosis, runner
+from nndoctor import catalog, diagnosis, runner, threads as torch_threads
 from nndoctor.catalog import CheckSpec
 from nndoctor.config import Config, find_config, load_config
 from nndoctor.context import Context
@@ -58,13 +58,19 @@ def run_subject(
     quick: bool = False,
     try_fixes: bool = False,
     on_start: Callable[[CheckSpec], None] | None = None,
+    threads: torch_threads.ThreadChoice | None = None,
 ) -> Report:
+    """Run the selected checks with torch's CPU thread count ``threads`` (None: the default, see
+    nndoctor.threads); the caller's setting is restored afterwards."""
     start = time.perf_counter()
+    threads = threads or torch_threads.choose(None)
     ctx = Context(subject, options={"quick": quick, "try_fixes": try_fixes})
-    results = runner.run_checks(ctx, selection, debug=debug, on_start=on_start)
+    with torch_threads.torch_threads(threads.count):
+        results = runner.run_checks(ctx, selection, debug=debug, on_start=on_start)
     notes = [
         f"Task: {subject.task} ({subject.task_source}).",
         f"Loss: {_describe_loss(subject)} ({subject.loss_source}). Optimizer: {subject.optimizer_source}.",
+        threads.note,
         *subject.notes,
     ]
     if quick:
@@ -103,8 +109,11 @@ def run_path(
     quick: bool = False,
     try_fixes: bool = False,
     on_start: Callable[[CheckSpec], None] | None = None,
+    threads: int | None = None,
 ) -> Report:
     model_path, config = resolve_config(target, config_path, data_path)
     selection = plan(config, only, skip, quick)  # validate ids before the slow load
-    subject = load_subject(model_path, config, device=None if device in (None, "") else device, seed=seed)
-    return run_subject(subject, selection, fail_on, debug, quick, try_fixes, on_start)
+    choice = torch_threads.choose(threads if threads is not None else config.threads)
+    with torch_threads.torch_threads(choice.count):  # loading runs the model too
+        subject = load_subject(model_path, config, device=None if device in (None, "") else device, seed=seed)
+        return run_subject(subject, selection, fail_on, debug, quick, try_fixes, on_start, choice)
