@@ -109,6 +109,7 @@ def overfit(
     curve = fit(
         ctx, model, inputs, targets, settings.max_steps, optimizer, PHASE, goal=goal.reached,
         measure_first_step=True,
+        out_of_reach=lambda losses: curves.out_of_reach(losses, goal.loss, goal.floor, settings.max_steps),
     )
     if curve.reached_goal:
         return OverfitRun(curve, goal, None, settings)
