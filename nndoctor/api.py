@@ -15,6 +15,7 @@ from nndoctor.errors import InputError
 from nndoctor.loading import build_subject
 from nndoctor.options import RunOptions
 from nndoctor.result import Report
+from nndoctor.threads import choose as choose_threads, torch_threads, validate as validate_threads
 
 FAIL_ON = ("fail", "warn")
 
@@ -39,6 +40,7 @@ def check(
     try_fixes: bool = False,
     time_budget: float | None = None,
     keep_hooks: bool = False,
+    threads: int | None = None,
 ) -> Report:
     """Run the checklist on objects you already have; the model and dataset are never modified.
 
@@ -68,6 +70,8 @@ def check(
     - ``keep_hooks``: let forward/backward hooks you registered on the model fire on nndoctor's
       copies too (default False: they would fire on every one of hundreds of passes).
     The global random state (torch, numpy, random) is the same after the call as before.
+    - ``threads``: torch's CPU thread count during the run (default: half the usable cores, 1 to
+      4); your own ``torch.get_num_threads()`` setting is restored afterwards.
 
     Returns the Report the CLI renders (``passed``, ``result(id)``, ``results``, ``to_json()``,
     ``to_markdown()``). Raises nndoctor.errors.InputError for unusable input.
@@ -79,14 +83,15 @@ def check(
         config = Config(path=Path("nndoctor.check()"), thresholds=dict(thresholds or {}))
         options = RunOptions(
             only=tuple(_ids(only)), skip=tuple(_ids(skip)), fail_on=fail_on, quick=quick, try_fixes=try_fixes,
-            time_budget=time_budget,
+            time_budget=time_budget, threads=validate_threads(threads, "nndoctor.check()"),
         )
         selection = engine.plan(config, options)
-        subject = build_subject(
-            Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
-            task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
-            target_key=target_key, input_key=input_key, keep_hooks=keep_hooks,
-        )
+        with torch_threads(choose_threads(options.threads).count):  # building the subject runs the model too
+            subject = build_subject(
+                Path("<python>"), model, dataset, loss=loss_fn, make_optimizer=optimizer,
+                task=task, device=device, seed=seed, output_selector=output, penalty=regularization,
+                target_key=target_key, input_key=input_key, keep_hooks=keep_hooks,
+            )
         return engine.run_subject(subject, selection, options)
 
 

@@ -88,6 +88,9 @@ def check(
     skip: Optional[str] = typer.Option(None, "--skip", help="Skip these check ids (comma-separated)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (default: the config's, else 0). Same seed, same verdicts."),
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available), cpu, cuda or cuda:N. Default: the config's, else auto."),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, help="Torch CPU threads during the run. Default: the config's, else half the usable cores (1 to 4): extra threads on a busy machine slow small models down.",
+    ),
     output_format: Optional[Format] = typer.Option(
         None, "--format", "-f",
         help="What stdout carries: terminal (the report; the default), github (GitHub Actions annotations only), "
@@ -126,7 +129,7 @@ def check(
         _refuse_inputs_as_outputs(engine.input_files(path, config, data), files, plots)
         options = RunOptions(
             only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device, fail_on=fail_on.value,
-            debug=debug, quick=quick, try_fixes=try_fixes, time_budget=time_budget, allow_errors=allow_errors,
+            debug=debug, quick=quick, try_fixes=try_fixes, time_budget=time_budget, allow_errors=allow_errors, threads=threads,
         )
         with _running_user_code(quiet) as on_start:
             result = engine.run_path(path, config, data, options, on_start)
@@ -175,6 +178,7 @@ def run(
     fail_on: FailOn = typer.Option(FailOn.fail, "--fail-on", help="Exit 1 on any failed check (fail) or also on warnings (warn)."),
     quick: bool = typer.Option(False, "--quick", help="Skip the costliest training-based checks on the captured setup."),
     allow_errors: bool = typer.Option(False, "--allow-errors", help="A check that crashes does not make the run exit 3 (INCOMPLETE)."),
+    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="Torch CPU threads for the checks on the captured setup (the script keeps its own). Default: half the usable cores (1 to 4)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Only the checks that fail the run and the summary line, on stderr."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show the evidence and tables of passing checks too."),
     debug: bool = typer.Option(False, "--debug", help="Show tracebacks instead of one-paragraph errors."),
@@ -198,7 +202,7 @@ def run(
         _refuse_inputs_as_outputs({script.resolve()}, {**files, "--events": events, "--save-last-good": save_last_good}, plots)
         options = RunOptions(
             only=tuple(_ids(only)), skip=tuple(_ids(skip)), seed=seed, device=device, fail_on=fail_on.value,
-            debug=debug, quick=quick, time_budget=time_budget, allow_errors=allow_errors,
+            debug=debug, quick=quick, time_budget=time_budget, allow_errors=allow_errors, threads=threads,
         )
         if watch:
             from nndoctor.watching.settings import make_settings

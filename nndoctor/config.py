@@ -13,13 +13,14 @@ from typing import Any, Mapping
 import yaml
 
 from nndoctor.errors import InputError
+from nndoctor.threads import validate as validate_threads
 
 CONFIG_NAME = "nndoctor.yaml"
 TASKS = ("classification", "binary", "multilabel", "regression")
 DEVICES = ("auto", "cpu", "cuda")
 _TOP_KEYS = {
     "model", "data", "task", "loss", "optimizer", "device", "seed", "checks", "output",
-    "input_key", "target_key", "time_budget",
+    "input_key", "target_key", "time_budget", "threads",
 }
 _CHECK_KEYS = {"skip", "only", "thresholds"}
 
@@ -41,6 +42,7 @@ class Config:
     input_key: str | None = None  # dict batches: the key the model takes (see README)
     target_key: str | None = None
     time_budget: float | None = None  # seconds for the whole run (--time-budget wins)
+    threads: int | None = None  # torch CPU threads; None: half the cores (nndoctor.threads)
 
 
 MAX_SEED = 2**63 - 1  # torch.manual_seed's range
@@ -125,6 +127,7 @@ def load_config(path: Path) -> Config:
         input_key=raw.get("input_key"),
         target_key=raw.get("target_key"),
         time_budget=float(budget) if budget is not None else None,
+        threads=validate_threads(raw.get("threads"), f"Config {path}"),
     )
 
 

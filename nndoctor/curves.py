@@ -245,3 +245,32 @@ def sample_points(steps: int, count: int = 6) -> list[int]:
     for k in range(1, count - 1):
         points.add(round(steps ** (k / (count - 1))))
     return sorted(points)
+
+
+# Stopping a run whose goal is out of reach (seed 002's overfit test need not run its whole budget
+# to fail): judged only after JUDGE_AFTER steps and a JUDGE_SHARE of the budget, from the pace of
+# the run's last half, smoothed by medians of its first and last tenths.
+JUDGE_AFTER = 200
+JUDGE_SHARE = 0.3
+REACH_MARGIN = 3.0  # the goal is out of reach even at three times the recent pace
+
+
+def out_of_reach(losses: Sequence[float], goal: float, floor: float, budget: int) -> bool:
+    """Whether a run at step len(losses) - 1 of ``budget`` cannot reach loss ``goal``: its log
+    excess over the floor, falling at REACH_MARGIN times the pace of the run's last half (an
+    exponential decay, optimistic for a curve that is levelling off), would still end above the
+    goal's. A rising or flat last half is out of reach at once; a run that falls steadily at a
+    pace that gets there in time never is."""
+    step = len(losses) - 1
+    if step < max(JUDGE_AFTER, JUDGE_SHARE * budget) or goal <= floor:
+        return False
+    half = losses[len(losses) // 2:]
+    tenth = max(1, len(half) // 10)
+    start = statistics.median(half[:tenth]) - floor
+    end = statistics.median(half[-tenth:]) - floor
+    if start <= 0 or end <= 0:
+        return False
+    pace = (math.log(start) - math.log(end)) / (len(half) - tenth)  # log-excess removed per step
+    projected = math.log(end) - REACH_MARGIN * max(pace, 0.0) * (budget - step)
+    return projected > math.log(goal - floor)
+

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from nndoctor import budget, catalog, diagnosis, fixes, rng, runner
+from nndoctor import threads as torch_threads
 from nndoctor.budget import Deadline, Stop
 from nndoctor.catalog import CheckSpec
 from nndoctor.config import Config, find_config, load_config
@@ -70,7 +71,7 @@ def run_subject(
     start = time.perf_counter()
     deadline = deadline or Deadline(options.time_budget)
     ctx = Context(subject, options={"quick": options.quick}, specs=selection.specs)
-    with rng.preserved():
+    with rng.preserved(), torch_threads.torch_threads(torch_threads.choose(options.threads).count):
         outcome = runner.run_checks(ctx, selection, debug=options.debug, on_start=on_start, deadline=deadline)
         report = _report(subject, selection, options, outcome)
         if options.try_fixes and report.causes and outcome.stopped is None:
@@ -83,6 +84,7 @@ def _report(subject: Subject, selection: runner.Selection, options: RunOptions, 
     notes = [
         f"Task: {subject.task} ({subject.task_source}).",
         f"Loss: {_describe_loss(subject)} ({subject.loss_source}). Optimizer: {subject.optimizer_source}.",
+        torch_threads.choose(options.threads).note,
         *subject.notes,
     ]
     if options.quick:
@@ -121,10 +123,12 @@ def run_path(
     model_path, config = resolve_config(target, config_path, data_path)
     if options.time_budget is None:
         options = replace(options, time_budget=config.time_budget)
+    if options.threads is None:
+        options = replace(options, threads=config.threads)
     deadline = Deadline(options.time_budget, start=start)
     selection = plan(config, options)  # validate ids before the slow load
     try:
-        with budget.enforced(deadline):
+        with budget.enforced(deadline), torch_threads.torch_threads(torch_threads.choose(options.threads).count):
             subject = load_subject(model_path, config, device=options.device or None, seed=options.seed)
     except Stop as stop:
         raise InputError(
@@ -165,7 +169,8 @@ def run_script(
     if subject is None:
         selection = _loop_checks_only(selection, f"the setup could not be captured from the script: {why}")
     ctx = Context(subject, options={"quick": options.quick}, specs=selection.specs, loop=observation.trace)
-    outcome = runner.run_checks(ctx, selection, debug=options.debug, on_start=on_start, deadline=deadline)
+    with torch_threads.torch_threads(torch_threads.choose(options.threads).count):
+        outcome = runner.run_checks(ctx, selection, debug=options.debug, on_start=on_start, deadline=deadline)
     report = Report(
         target=str(script),
         task=subject.task if subject else "unknown",

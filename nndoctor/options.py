@@ -18,3 +18,4 @@ class RunOptions:
     try_fixes: bool = False  # rerun the overfit test with the top likely causes' fixes applied
     time_budget: float | None = None  # seconds for the whole run, loading included; None: no limit
     allow_errors: bool = False  # a check that crashes does not make the run incomplete (exit 3)
+    threads: int | None = None  # torch CPU threads during the run; None: the config's, else nndoctor.threads' default

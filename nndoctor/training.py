@@ -14,7 +14,7 @@ import copy
 import itertools
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterator, NamedTuple, Sequence
 
 import torch
 from torch import nn
@@ -116,13 +116,15 @@ def fit(
     check_every: int = 1,
     measure_first_step: bool = False,
     batch_size: int | None = None,
+    out_of_reach: Callable[[Sequence[float]], bool] | None = None,
 ) -> Curve:
     """Full-batch training for up to ``steps`` steps; stops when ``goal(loss, accuracy)`` holds
     (checked every ``check_every`` steps) or the loss turns non-finite. The first non-finite loss
     or gradient of the run is located and returned as the curve's ``nonfinite`` event. With
     ``measure_first_step`` the curve also says whether the first update went downhill. With
     ``batch_size`` each step trains on the next mini-batch instead (``minibatches``), and the
-    curve holds mini-batch losses."""
+    curve holds mini-batch losses. ``out_of_reach(losses)`` (checked every 50 steps) ends a run
+    whose goal it judges out of reach before the budget is spent."""
     subject = ctx.subject
     losses: list[float] = []
     accuracies: list[float] = []
@@ -142,7 +144,7 @@ def fit(
             return Curve(tuple(losses), tuple(accuracies), False, step, first_change, event)
         if goal is not None and step % check_every == 0 and goal(value, acc):
             return Curve(tuple(losses), tuple(accuracies), True, first_step_change=first_change, nonfinite=event)
-        if step == steps:
+        if step == steps or (out_of_reach is not None and step % 50 == 0 and out_of_reach(losses)):
             break
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

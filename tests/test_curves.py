@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from nndoctor.curves import Pattern, classify, never_beat, sample_points, unbounded_below
+from nndoctor.curves import Pattern, classify, never_beat, out_of_reach, sample_points, unbounded_below
 
 TARGET = 0.07  # the goal these curves missed (5% of ln 4)
 
@@ -148,3 +148,29 @@ def test_sample_points_spread_over_the_run():
     assert sample_points(1000) == [0, 4, 16, 63, 251, 1000]
     assert sample_points(3) == [0, 1, 2, 3]
     assert sample_points(0) == [0]
+
+
+# --- out_of_reach: stopping a run whose goal it cannot reach --------------------------------------
+
+
+def test_a_flat_run_is_out_of_reach_once_judged_never_before():
+    flat = [2.3 + 0.01 * math.sin(i) for i in range(301)]
+    assert out_of_reach(flat, goal=0.1, floor=0.0, budget=1000)
+    assert not out_of_reach(flat[:250], goal=0.1, floor=0.0, budget=1000)  # before 30% of the budget
+
+
+def test_a_run_falling_fast_enough_is_never_stopped():
+    """Exponential decay that reaches the goal at step ~1050: within three times its pace of the
+    budget, so it runs on (the margin is for curves that speed up, as after a plateau)."""
+    falling = [2.3 * math.exp(-0.003 * i) for i in range(301)]
+    assert not out_of_reach(falling, goal=0.1, floor=0.0, budget=1000)
+    slower = [2.3 * math.exp(-0.0005 * i) for i in range(301)]  # needs ~6000 steps
+    assert out_of_reach(slower, goal=0.1, floor=0.0, budget=1000)
+
+
+def test_a_plateau_above_a_floor_is_judged_on_the_excess():
+    """Label smoothing: the floor is 0.5, the goal 0.55; a run at 0.6 falling towards 0.55 at a
+    good pace on the excess is not out of reach, though the raw loss barely moves."""
+    near = [0.5 + 0.1 * math.exp(-0.004 * i) * 3 for i in range(401)]
+    assert not out_of_reach(near, goal=0.55, floor=0.5, budget=1000)
+    assert out_of_reach([0.9] * 401, goal=0.55, floor=0.5, budget=1000)

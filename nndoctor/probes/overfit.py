@@ -109,6 +109,7 @@ def overfit(
     curve = fit(
         ctx, model, inputs, targets, settings.max_steps, optimizer, PHASE, goal=goal.reached,
         measure_first_step=True,
+        out_of_reach=lambda losses: _hopeless(losses, goal, settings),
     )
     if curve.reached_goal:
         return OverfitRun(curve, goal, None, settings)
@@ -117,6 +118,19 @@ def overfit(
         random_forward=initial_loss is not None and not math.isclose(initial_loss, curve.initial, rel_tol=1e-5),
         weight_change=_weight_change(model, initial), output_spread=_output_spread(ctx, model, inputs),
     )
+
+
+def _hopeless(losses: list[float], goal: Goal, settings: OverfitSettings) -> bool:
+    """Stop early only on a run whose goal is out of reach and whose curve already reads as a
+    failure: one still falling (a warning) may yet turn into a plateau (a failure) by the end of
+    the budget, so it runs on and keeps the verdict the full budget gives."""
+    if not curves.out_of_reach(losses, goal.loss, goal.floor, settings.max_steps):
+        return False
+    reading = curves.classify(
+        losses, goal.loss, goal.floor, (), goal.baseline,
+        steep_window=settings.steep_window, explode_factor=settings.explode_factor,
+    )
+    return reading.pattern is not curves.Pattern.STILL_FALLING
 
 
 def _classify(curve: Curve, goal: Goal, settings: OverfitSettings) -> curves.Reading:
