@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from nndoctor.result import Cause, CheckResult, Report, Status
 
 PRIMARY = {Status.FAIL: 3.0, Status.WARN: 1.0}
-SUPPORT = {Status.FAIL: 1.0, Status.WARN: 0.5}
+SUPPORT = {Status.FAIL: 1.0, Status.WARN: 0.5, Status.PASS: 0.5}  # PASS: only where a clue asks for a pass
 MAX_CAUSES = 5
 
 

@@ -88,9 +88,12 @@ class Signal:
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
-    _, targets = ctx.batch(1)
+    inputs, targets = ctx.batch(2)
     if not isinstance(targets, torch.Tensor):
         return Finding.skip(f"targets are {batching.describe(targets)}, not a tensor: nothing to permute")
+    main = batching.main_tensor(inputs)
+    if main.shape == targets.shape and torch.equal(main, targets):
+        return Finding.skip("the target is the input itself (a reconstruction objective): there are no labels to tie to the inputs")
     leaks = find_leaks(ctx, float(thresholds["max_leak_chance"]))
     with torch.random.fork_rng():  # the runs reseed torch's RNG; the user's RNG state is restored after
         signal = measure_signal(ctx, thresholds)
@@ -101,6 +104,8 @@ def judge(signal: Signal | str, leaks: list[Leak], thresholds: Mapping[str, Any]
     metrics: dict[str, Any] = {"leaks": len(leaks)}
     evidence = [_leak_line(leak) for leak in leaks[:5]]
     if isinstance(signal, str):
+        if not leaks:  # nothing was judged: not a pass
+            return Finding.skip(f"held-out comparison not run: {signal}", **metrics)
         verdict, summary, codes = Status.PASS, f"held-out comparison not run: {signal}", ()
     else:
         metrics.update(_signal_metrics(signal))
