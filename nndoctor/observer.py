@@ -304,14 +304,18 @@ class _Recorder:
                 self.stale[state.info_name] = unused
 
     def _frozen_output(self, root: nn.Module, prefix: str) -> None:
-        """The last layer with weights frozen while layers before it train: a freeze that also
-        caught the classifier (a name filter, a slice of children)."""
+        """The last layer with weights frozen while other parameters of the model train: a freeze
+        that also caught the classifier (a name filter, a slice of children). "Other parameters"
+        are any of the model's, not only earlier layers': a filter that freezes every child module
+        may leave only a bare parameter of the root (a logit scale) training, and the output layer
+        is still trained by nothing. A frozen backbone under a trainable head passes."""
         layers = [(name, m) for name, m in root.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d))]
-        if len(layers) < 2:
+        if not layers:
             return
         name, last = layers[-1]
+        own = {id(p) for p in last.parameters()}
         if not any(p.requires_grad for p in last.parameters()) and any(
-            p.requires_grad for _, m in layers[:-1] for p in m.parameters()
+            p.requires_grad for p in root.parameters() if id(p) not in own
         ):
             self.frozen_output.add(f"{prefix}.{name}")
 
