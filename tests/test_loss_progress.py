@@ -1,5 +1,5 @@
 from nndoctor.result import Status
-from tests.loop import run_loop_check
+from tests.loop import SCRIPTS, run_loop_check
 
 
 def test_sound_loop_passes():
@@ -35,3 +35,10 @@ def test_labels_shuffled_apart_from_their_features_stall_and_fail():
     assert result.status is Status.FAIL, result.summary
     assert result.codes == ("loss_progress.stalled",)
     assert result.metrics["Adam"]["progress"] < 0.1
+
+
+def test_gan_losses_are_not_required_to_fall_but_their_players_are_named():
+    result = run_loop_check("loss_progress", script=SCRIPTS / "train_gan.py", steps=60)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["adversarial"] == ["Adam", "SGD"]
+    assert "Sequential#1's output is fed to Sequential#2" in result.evidence
