@@ -274,6 +274,12 @@ RULES: tuple[Rule, ...] = (
         (clue("loss_progress"),),
     ),
     Rule(
+        "loss_detached", "The loss is cut off from the model: backward reaches no parameter",
+        "Backpropagate the loss tensor itself: add penalties as tensors (loss + penalty), never rebuild it "
+        "with torch.tensor(loss.item()), and compute it outside torch.no_grad().",
+        (clue("loss_progress", "no_gradient"),),
+    ),
+    Rule(
         "clipping_too_tight", "Gradient clipping shrinks every step to a small fraction",
         "Clip at a norm near the typical gradient norm (clip_grad_norm_(params, 1.0)), not far below it.",
         (clue("loss_progress", "always_clipped"),),

@@ -44,6 +44,10 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
         clip = None if info.cls in ADAPTIVE else _clipping(steps, thresholds)
         if clip is not None:
             problems.append(clip)
+        if _gradientless(steps):
+            problems.append((Status.FAIL, f"{info.name} steps with no gradient: the loss is backpropagated but every "
+                             f"sampled gradient norm of its parameters is 0 (a loss rebuilt from loss.item() or "
+                             f"computed under no_grad/detach)", "no_gradient"))
         if len(series) < int(thresholds["min_steps"]):
             continue
         judged += 1
@@ -96,6 +100,13 @@ def _judge(name: str, reading: curves.Reading, series: list[float], min_progress
         return [(Status.FAIL, f"{name}'s loss barely moved over {len(series)} steps ({series[0]:.3g} -> {reading.level:.3g}, "
                  f"{reading.progress:.0%} of it removed)", "stalled")]
     return []
+
+
+def _gradientless(steps) -> bool:
+    """Losses were backpropagated, yet every sampled gradient norm at the step is 0 (or the
+    gradient is absent): backward never reached these parameters."""
+    norms = [s.grad_norm_step for s in steps if s.losses and s.grad_norm_step is not None]
+    return bool(norms) and all(n == 0 for n in norms)
 
 
 def _clipping(steps, thresholds: Mapping[str, Any]) -> tuple[Status, str, str] | None:
