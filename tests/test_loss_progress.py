@@ -51,3 +51,10 @@ def test_loss_rebuilt_from_item_names_the_detached_loss_as_likely_cause():
     report = engine.run_script(SCRIPTS / "train_mlp.py", ["--loss-from-item"], steps=30,
                                options=RunOptions(only=("loss_progress",), device="cpu"))
     assert report.causes and report.causes[0].key == "loss_detached", report.causes
+
+
+def test_gan_whose_losses_blow_up_still_fails():
+    # the discriminator's SGD at lr 10: the game diverges to NaN, which no game excuses
+    result = run_loop_check("loss_progress", "--d-lr", "10", script=SCRIPTS / "train_gan.py", steps=60)
+    assert result.status is Status.FAIL, result.summary
+    assert result.codes == ("loss_progress.exploding",)
