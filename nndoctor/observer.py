@@ -154,8 +154,8 @@ class _Recorder:
         kwargs, output = rest if len(rest) == 2 else ({}, rest[-1] if rest else None)
         if self.depth == 0 and id(module) == self.last_root and torch.is_grad_enabled():
             self._capture_inputs(module, args, kwargs or {})
-            if isinstance(output, torch.Tensor):
-                self._recent_outputs[output.data_ptr()] = id(module)
+            if address := _address(output):
+                self._recent_outputs[address] = id(module)
                 while len(self._recent_outputs) > RECENT_OUTPUTS:
                     del self._recent_outputs[next(iter(self._recent_outputs))]  # here, where global hooks get keyword inputs too
         if self.depth == 0 and isinstance(module, nn.modules.loss._Loss) and torch.is_grad_enabled():
@@ -188,7 +188,7 @@ class _Recorder:
         """One model's output fed to another (a generator's samples to a discriminator, detached
         or not: detach() shares the storage, so the data pointer tells)."""
         for arg in args:
-            source = self._recent_outputs.get(arg.data_ptr()) if isinstance(arg, torch.Tensor) else None
+            source = self._recent_outputs.get(_address(arg))
             if source is not None and source != id(module):
                 self.feeds.add((source, id(module)))
 
@@ -548,6 +548,17 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     if not grads:
         return torch.tensor(0.0)
     return torch.nn.utils.get_total_norm(grads)
+
+
+def _address(value: Any) -> int:
+    """The data pointer of a tensor's storage (shared by its detach()), 0 for anything without one
+    (empty, sparse or storage-less tensors, non-tensors)."""
+    if not isinstance(value, torch.Tensor):
+        return 0
+    try:
+        return value.data_ptr()
+    except RuntimeError:
+        return 0
 
 
 def _detached(value: Any) -> Any:
