@@ -20,7 +20,8 @@ from dataclasses import dataclass, replace
 from nndoctor.result import Cause, CheckResult, Report, Status
 
 PRIMARY = {Status.FAIL: 3.0, Status.WARN: 1.0}
-SUPPORT = {Status.FAIL: 1.0, Status.WARN: 0.5, Status.PASS: 0.5}  # PASS: only where a clue asks for a pass
+# a pass counts where a rule asks for one (overfit_small_batch passing: the model can fit, the labels are the problem)
+SUPPORT = {Status.FAIL: 1.0, Status.WARN: 0.5, Status.PASS: 0.5}
 MAX_CAUSES = 5
 
 
@@ -272,6 +273,12 @@ RULES: tuple[Rule, ...] = (
         "Step per-epoch schedulers once per epoch (or give them their length in steps); return a factor from LambdaLR.",
         (clue("lr_schedule", "collapsed", "past_end", "squared"),),
         (clue("loss_progress"),),
+    ),
+    Rule(
+        "loss_detached", "The loss is cut off from the model: backward reaches no parameter",
+        "Backpropagate the loss tensor itself: add penalties as tensors (loss + penalty), never rebuild it "
+        "with torch.tensor(loss.item()), and compute it outside torch.no_grad().",
+        (clue("loss_progress", "no_gradient"),),
     ),
     Rule(
         "clipping_too_tight", "Gradient clipping shrinks every step to a small fraction",

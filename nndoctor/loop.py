@@ -105,6 +105,7 @@ class LoopTrace:
     samples_taken: int
     wall_s: float
     error: str = ""  # the script's own error when it raised after some steps
+    feeds: tuple[tuple[str, str], ...] = ()  # (model, model): the first model's output was an input of the second
 
     def steps_of(self, optimizer: str) -> tuple[Step, ...]:
         return tuple(s for s in self.steps if s.optimizer == optimizer)

@@ -56,6 +56,7 @@ COVERAGE_STEPS = 3  # per optimizer: parameter coverage is read on its first ste
 NORM_FIRST, NORM_EVERY = 10, 5  # gradient norms (two passes over the gradients) on these steps
 CAPTURE_SAMPLES = 512  # samples of the script's own batches kept for the checklist
 CAPTURE_BATCHES = 64
+RECENT_OUTPUTS = 8  # root outputs remembered to recognise one model feeding another
 
 
 class StopScript(BaseException):
@@ -126,6 +127,8 @@ class _Recorder:
     unheld: set[str] = field(default_factory=set)
     stale: dict[str, int] = field(default_factory=dict)
     frozen_output: set[str] = field(default_factory=set)
+    feeds: set[tuple[int, int]] = field(default_factory=set)  # (root id, root id): the first's output went into the second
+    _recent_outputs: dict[int, int] = field(default_factory=dict)  # data pointer of a root's output -> root id
     nonfinite: NonFiniteSeen | None = None
     hunting_nonfinite: bool = False
     first_bad_module: str = ""
@@ -137,6 +140,7 @@ class _Recorder:
             return
         grad = torch.is_grad_enabled()
         if self.depth == 0 and grad and not isinstance(module, nn.modules.loss._Loss):
+            self._note_feeds(module, args)
             self.roots.setdefault(id(module), module)
             self.last_root = id(module)
             if self.awaiting_copy:
@@ -149,7 +153,11 @@ class _Recorder:
         self.depth = max(0, self.depth - 1)
         kwargs, output = rest if len(rest) == 2 else ({}, rest[-1] if rest else None)
         if self.depth == 0 and id(module) == self.last_root and torch.is_grad_enabled():
-            self._capture_inputs(module, args, kwargs or {})  # here, where global hooks get keyword inputs too
+            self._capture_inputs(module, args, kwargs or {})
+            if address := _address(output):
+                self._recent_outputs[address] = id(module)
+                while len(self._recent_outputs) > RECENT_OUTPUTS:
+                    del self._recent_outputs[next(iter(self._recent_outputs))]  # here, where global hooks get keyword inputs too
         if self.depth == 0 and isinstance(module, nn.modules.loss._Loss) and torch.is_grad_enabled():
             self._loss_called(module, type(module).__name__, "module", args, {})
         if self.hunting_nonfinite and not self.first_bad_module and isinstance(output, torch.Tensor):
@@ -175,6 +183,14 @@ class _Recorder:
         if self.batches and self.batches[-1].target is None and self.batches[-1].model_id == self.last_root:
             if isinstance(target, torch.Tensor):
                 self.batches[-1].target = target.detach().to("cpu", copy=True)
+
+    def _note_feeds(self, module: nn.Module, args: tuple) -> None:
+        """One model's output fed to another (a generator's samples to a discriminator, detached
+        or not: detach() shares the storage, so the data pointer tells)."""
+        for arg in args:
+            source = self._recent_outputs.get(_address(arg))
+            if source is not None and source != id(module):
+                self.feeds.add((source, id(module)))
 
     # -- backward passes ------------------------------------------------------------------------
     def backward_called(self, loss: Any) -> None:
@@ -304,14 +320,18 @@ class _Recorder:
                 self.stale[state.info_name] = unused
 
     def _frozen_output(self, root: nn.Module, prefix: str) -> None:
-        """The last layer with weights frozen while layers before it train: a freeze that also
-        caught the classifier (a name filter, a slice of children)."""
+        """The last layer with weights frozen while other parameters of the model train: a freeze
+        that also caught the classifier (a name filter, a slice of children). "Other parameters"
+        are any of the model's, not only earlier layers': a filter that freezes every child module
+        may leave only a bare parameter of the root (a logit scale) training, and the output layer
+        is still trained by nothing. A frozen backbone under a trainable head passes."""
         layers = [(name, m) for name, m in root.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv1d))]
-        if len(layers) < 2:
+        if not layers:
             return
         name, last = layers[-1]
+        own = {id(p) for p in last.parameters()}
         if not any(p.requires_grad for p in last.parameters()) and any(
-            p.requires_grad for _, m in layers[:-1] for p in m.parameters()
+            p.requires_grad for p in root.parameters() if id(p) not in own
         ):
             self.frozen_output.add(f"{prefix}.{name}")
 
@@ -363,6 +383,7 @@ class _Recorder:
             models=tuple(models), modes=self._modes(),
             coverage=Coverage(tuple(sorted(self.unheld)), dict(self.stale), tuple(sorted(self.frozen_output))),
             losses=tuple(self.losses.values()), nonfinite=nonfinite, stop_reason=stop_reason,
+            feeds=tuple(sorted((model_names[a], model_names[b]) for a, b in self.feeds if a in model_names and b in model_names)),
             batches_taken=len(self.batches), samples_taken=self.samples,
             wall_s=time.perf_counter() - self.start, error=error,
         )
@@ -527,6 +548,17 @@ def _grad_norm(params: list[torch.Tensor]) -> torch.Tensor:
     if not grads:
         return torch.tensor(0.0)
     return torch.nn.utils.get_total_norm(grads)
+
+
+def _address(value: Any) -> int:
+    """The data pointer of a tensor's storage (shared by its detach()), 0 for anything without one
+    (empty, sparse or storage-less tensors, non-tensors)."""
+    if not isinstance(value, torch.Tensor):
+        return 0
+    try:
+        return value.data_ptr()
+    except RuntimeError:
+        return 0
 
 
 def _detached(value: Any) -> Any:

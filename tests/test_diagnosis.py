@@ -242,3 +242,13 @@ def test_sequence_causes_follow_their_codes():
     assert rank((eos, _result("overfit_small_batch", Status.FAIL, "plateau")))[0].key == "labels_masked"
     imbalance = _result("class_balance", Status.FAIL, "imbalanced")
     assert all(c.key != "labels_masked" for c in rank((imbalance,)))
+
+
+def test_a_passing_check_a_rule_asks_for_supports_it():
+    # label_signal failing while the model fits its batch (overfit_small_batch passes): the labels are at fault
+    no_gain = CheckResult(id="label_signal", title="t", section="s", status=Status.FAIL, summary="",
+                          codes=("label_signal.no_gain",))
+    fits = CheckResult(id="overfit_small_batch", title="t", section="s", status=Status.PASS, summary="")
+    causes = rank((no_gain, fits))
+    assert causes[0].key == "labels_detached_from_inputs"
+    assert "overfit_small_batch" in causes[0].checks

@@ -92,3 +92,29 @@ def test_thresholds_are_overridable():
     lenient = {"mean_fail": 1e3, "mean_warn": 1e3, "std_fail_high": 1e3, "std_warn_high": 1e3}
     result = run_check("input_normalization", zoo.mlp(), TensorDataset(x * 30 + 100, y), nn.CrossEntropyLoss(), thresholds=lenient)
     assert result.status is Status.PASS, result.summary
+
+
+@pytest.mark.parametrize("norm", [nn.BatchNorm1d(20), nn.LayerNorm(20)])
+def test_unscaled_features_pass_when_the_models_first_layer_standardizes_them(norm):
+    # the "input BatchNorm" idiom: what the first weight layer receives is standardized
+    x, y = zoo.blobs().tensors
+    model = nn.Sequential(norm, nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
+    result = run_check("input_normalization", model, TensorDataset(x * 30 + 100, y), nn.CrossEntropyLoss())
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["standardized_by_model"] is True
+    assert f"0 ({type(norm).__name__})" in result.evidence[0]
+
+
+def test_unscaled_features_still_fail_when_the_normalization_comes_after_a_weight_layer():
+    x, y = zoo.blobs().tensors
+    model = nn.Sequential(nn.Linear(20, 32), nn.BatchNorm1d(32), nn.ReLU(), nn.Linear(32, 4))
+    result = run_check("input_normalization", model, TensorDataset(x * 30 + 100, y), nn.CrossEntropyLoss())
+    assert result.status is Status.FAIL
+
+
+def test_rmsnorm_first_does_not_count_as_standardization():
+    # RMSNorm scales but does not centre: an offset of 100 survives it as a near-constant signal
+    x, y = zoo.blobs().tensors
+    model = nn.Sequential(nn.RMSNorm(20), nn.Linear(20, 32), nn.ReLU(), nn.Linear(32, 4))
+    result = run_check("input_normalization", model, TensorDataset(x * 30 + 100, y), nn.CrossEntropyLoss())
+    assert result.status is Status.FAIL

@@ -3,7 +3,7 @@
 # from public reports; no thread verified offline). torch.nn.utils.clip_grad_norm_ rescales all
 # gradients so their total norm is at most max_norm.
 EXPECT_FAIL = ['loss_progress']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'clipping_too_tight'
 
 import argparse
 

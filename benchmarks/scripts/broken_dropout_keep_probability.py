@@ -2,7 +2,7 @@
 # tf.nn.dropout(x, keep_prob) took the probability of keeping a unit; torch.nn.Dropout(p) takes the
 # probability of zeroing it, so porting 0.9 drops 90% (issue 12's list; no thread verified offline).
 EXPECT_FAIL = ['train_mode']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'dropout_keep_probability'
 
 import argparse
 

@@ -4,7 +4,7 @@
 # (https://runebook.dev/en/docs/pytorch/generated/torch.optim.lr_scheduler.lrscheduler/torch.optim.lr_scheduler.LRScheduler.step,
 # "The learning rate plummets to a very small value too quickly, and your model stops learning").
 EXPECT_FAIL = ['lr_schedule']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'lr_schedule_misapplied'
 
 import argparse
 

@@ -3,7 +3,7 @@
 # .grad accumulates across steps (https://runebook.dev/en/docs/pytorch/generated/torch.optim.optimizer.step,
 # "What not to do!" example; https://preproom.ai/learn/model-training-pytorch.html).
 EXPECT_FAIL = ['grad_reset']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'gradients_not_reset'
 
 import argparse
 

@@ -4,7 +4,7 @@
 # multiplied twice"; https://github.com/pytorch/pytorch/issues/78917: "changes the preset learning rate
 # to 1e-6").
 EXPECT_FAIL = ['lr_schedule']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'lr_schedule_misapplied'
 
 import argparse
 

@@ -3,7 +3,7 @@ backward() reaches no parameter and the optimizer steps with no gradients."""
 # torch.tensor(loss.item(), requires_grad=True) makes a fresh leaf: backward() fills no parameter's .grad
 # (issue 12's list of faults from public reports; no thread verified offline).
 EXPECT_FAIL = ['loss_progress']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'loss_detached'
 
 import argparse
 

@@ -4,7 +4,7 @@ the optimizer steps parameters the forward no longer uses."""
 # orphaned parameters (issue 12's list; on optimizers keeping references to the tensors they were given:
 # https://theneuralbase.com/pytorch/learn/beginner/model-parameters-accessing-weights/).
 EXPECT_FAIL = ['optimizer_coverage']
-EXPECT_CAUSE = None
+EXPECT_CAUSE = 'optimizer_on_replaced_model'
 
 import argparse
 

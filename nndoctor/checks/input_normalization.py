@@ -20,6 +20,13 @@ initializations assume inputs of about unit scale, so:
   words) are exempt: they are conventionally fed as they are.
 
 Integer inputs are token ids or indices for an embedding: there is nothing to normalize.
+
+What matters is what the first weight layer receives. A model whose first layer (in execution
+order, before any weight layer) is a standardizing normalization -- BatchNorm/InstanceNorm, which
+centre and scale each channel over the batch, or LayerNorm/GroupNorm, which do so per sample --
+standardizes raw inputs itself (the "input BatchNorm" idiom for raw sensor features), so
+unstandardized inputs pass there, with that layer named. RMSNorm and LocalResponseNorm do not
+centre, so they do not count.
 """
 
 from __future__ import annotations
@@ -32,8 +39,11 @@ from torch import nn
 
 from nndoctor.context import Context
 from nndoctor.probes.data import named_tensors
+from nndoctor.probes.trace import TraceUnavailable, trace
 from nndoctor.result import Finding, PlotData, Status, Table
 
+# centre and scale what they receive (over the batch or per sample) with unit gain at init
+STANDARDIZING = (nn.modules.batchnorm._NormBase, nn.LayerNorm, nn.GroupNorm)
 UNIT = 1.0  # the input scale that default initializations (Kaiming, Glorot) assume
 LISTED = 5  # worst channels named in the evidence
 TABLE_ROWS = 32
@@ -84,7 +94,37 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
             # the table must say what the summary says: these channels are why the check warns
             judged = [_not_centred(v) if v.status is Status.PASS and not v.channel.constant else v for v in judged]
         verdicts.extend(judged)
-    return _finding(verdicts, unit_interval, thresholds)
+    finding = _finding(verdicts, unit_interval, thresholds)
+    if finding.status is Status.PASS or len(tensors) != 1:
+        return finding
+    standardizer = _input_standardizer(ctx)
+    if standardizer is None:
+        return finding
+    return Finding(
+        Status.PASS,
+        f"inputs are not standardized ({finding.summary}), but the model's first layer, {standardizer}, "
+        f"standardizes them before any weight layer sees them",
+        {**finding.metrics, "standardized_by_model": True},
+        (f"first layer in execution order: {standardizer}, a standardizing normalization",) + finding.evidence,
+        finding.tables, plots=finding.plots,
+    )
+
+
+def _input_standardizer(ctx: Context) -> str | None:
+    """'name (Kind)' of the standardizing normalization the inputs meet before any weight layer,
+    or None. The trace lists layers in execution order, so its first one is what the input meets."""
+    try:
+        layers = ctx.shared(trace).layers
+    except TraceUnavailable:
+        return None
+    if not layers:
+        return None
+    first = layers[0]
+    try:
+        module = ctx.subject.model.get_submodule(first.name.split("#")[0])
+    except AttributeError:
+        return None
+    return f"{first.name} ({first.kind})" if isinstance(module, STANDARDIZING) else None
 
 
 def _finite_rows(tensor: torch.Tensor) -> torch.Tensor:

@@ -4,6 +4,13 @@ The loss backpropagated per optimizer step (summed over accumulation passes) is 
 way the overfit check classifies its curves (nndoctor/curves.py): exploding, rising, oscillating,
 or barely moving. Clipping is judged from the two gradient norms the observer reads: after the
 last backward pass and at the step; their ratio is the share of the gradient clipping kept.
+
+Adversarial training (a GAN: one model's output is fed to another, each stepped by its own
+optimizer on its own loss) is a game, not a minimization: each loss is held up by the other
+player's progress, so neither is expected to fall (Goodfellow et al. 2014; Arjovsky & Bottou 2017:
+the losses do not track sample quality). There only a blow-up (NaN/Inf, explosion) is judged.
+Optimizers stepped on one shared loss (an encoder and a decoder with two optimizers, one
+backward) see the same loss series and are judged as usual.
 """
 
 from __future__ import annotations
@@ -30,26 +37,51 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     problems: list[tuple[Status, str, str]] = []
     metrics: dict[str, Any] = {}
     judged = 0
+    adversarial = _adversarial(ctx.loop)
     for info in ctx.loop.optimizers:
         steps = ctx.loop.steps_of(info.name)
         series = [sum(s.losses) for s in steps if s.losses]
         clip = None if info.cls in ADAPTIVE else _clipping(steps, thresholds)
         if clip is not None:
             problems.append(clip)
+        if _gradientless(steps):
+            problems.append((Status.FAIL, f"{info.name} steps with no gradient: the loss is backpropagated but every "
+                             f"sampled gradient norm of its parameters is 0 (a loss rebuilt from loss.item() or "
+                             f"computed under no_grad/detach)", "no_gradient"))
         if len(series) < int(thresholds["min_steps"]):
             continue
         judged += 1
         reading = curves.classify(series, target=0.0, floor=_floor(series))
         metrics[info.name] = {"pattern": reading.pattern.value, "initial": series[0], "level": reading.level,
                               "progress": reading.progress, "steps": len(series)}
-        problems.extend(_judge(info.name, reading, series, float(thresholds["min_progress"])))
+        verdicts = _judge(info.name, reading, series, float(thresholds["min_progress"]))
+        problems.extend(v for v in verdicts if info.name not in adversarial or v[2] == "exploding")
     if problems:
         status = Status.FAIL if any(p[0] is Status.FAIL for p in problems) else Status.WARN
         return Finding(status, "; ".join(p[1] for p in problems), metrics, codes=tuple(dict.fromkeys(p[2] for p in problems)))
     if not judged:
         return Finding.skip(f"fewer than {thresholds['min_steps']} steps with a loss were observed")
     described = ", ".join(f"{k}: {v['initial']:.3g} -> {v['level']:.3g} over {v['steps']} steps" for k, v in metrics.items())
+    if adversarial:
+        metrics["adversarial"] = sorted(adversarial)
+        return Finding(Status.PASS, f"adversarial training ({', '.join(sorted(adversarial))} step models that feed each "
+                       f"other on their own losses): losses of a game are not expected to fall, none blew up ({described})",
+                       metrics, evidence=tuple(f"{a}'s output is fed to {b}" for a, b in ctx.loop.feeds))
     return Finding(Status.PASS, f"the loss falls in the real loop ({described})", metrics)
+
+
+def _adversarial(loop) -> set[str]:
+    """Optimizers of models wired as players: one model's output fed to another, the two stepped
+    by different optimizers on different loss series (each its own backward pass)."""
+    owners = {m.name: set(m.optimizers) for m in loop.models}
+    series = {o.name: [sum(s.losses) for s in loop.steps_of(o.name) if s.losses] for o in loop.optimizers}
+    players: set[str] = set()
+    for source, sink in loop.feeds:
+        for a in owners.get(source, ()):
+            for b in owners.get(sink, ()):
+                if a != b and series.get(a) and series[a] != series.get(b):
+                    players.update((a, b))
+    return players
 
 
 def _judge(name: str, reading: curves.Reading, series: list[float], min_progress: float) -> list[tuple[Status, str, str]]:
@@ -68,6 +100,13 @@ def _judge(name: str, reading: curves.Reading, series: list[float], min_progress
         return [(Status.FAIL, f"{name}'s loss barely moved over {len(series)} steps ({series[0]:.3g} -> {reading.level:.3g}, "
                  f"{reading.progress:.0%} of it removed)", "stalled")]
     return []
+
+
+def _gradientless(steps) -> bool:
+    """Losses were backpropagated, yet every sampled gradient norm at the step is 0 (or the
+    gradient is absent): backward never reached these parameters."""
+    norms = [s.grad_norm_step for s in steps if s.losses and s.grad_norm_step is not None]
+    return bool(norms) and all(n == 0 for n in norms)
 
 
 def _clipping(steps, thresholds: Mapping[str, Any]) -> tuple[Status, str, str] | None:

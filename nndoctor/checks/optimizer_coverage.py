@@ -2,7 +2,7 @@
 
 Read by the observer on each optimizer's first steps: parameters with a gradient that no
 optimizer holds, optimizer tensors that no observed forward pass used (the model was rebuilt
-after the optimizer), and an output layer frozen while earlier layers train. Parameters frozen
+after the optimizer), and an output layer frozen while other parameters of the model train. Parameters frozen
 on purpose (requires_grad False, left out of the optimizer) get no gradient and pass.
 """
 
