@@ -84,7 +84,8 @@ class DictTokens(Dataset):
 
     def __getitem__(self, i):
         x, y = self.base[i]
-        return {"tokens": x, "mask": torch.ones(len(x), dtype=torch.bool)}, y
+        # padding of 0-2 positions: the masks differ between samples, so zeroed batches do too
+        return {"tokens": x, "mask": torch.arange(len(x)) < len(x) - i % 3}, y
 
 
 class FirstInputOnly(Dataset):
@@ -109,7 +110,28 @@ def with_start_token(dataset: TensorDataset, token: int = 1) -> TensorDataset:
 def test_sound_models_depend_on_their_input(case):
     result = run_case("input_dependence", case, thresholds=FAST, also=OVERFIT)
     assert result.status is Status.PASS, result.summary
-    assert result.metrics["real_loss"] < result.metrics["zero_loss"]
+    zero = result.metrics["zero_loss"]
+    assert result.metrics["real_loss"] < (result.metrics["zero_loss_bound"] if zero is None else zero)
+
+
+def test_model_beating_the_constant_bound_needs_no_zero_input_run():
+    torch.manual_seed(0)
+    result = run_check("input_dependence", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds=FAST, also=OVERFIT)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["zero_loss"] is None
+    # the best constant prediction of 4 balanced-ish classes: close to ln 4
+    assert 1.2 < result.metrics["zero_loss_bound"] <= 1.3863
+    assert result.metrics["gain"] > 0.5
+    assert "best prediction that ignores the input" in result.summary
+
+
+def test_class_weights_make_the_constant_bound_inexact_so_the_zero_input_run_is_made():
+    # With class weights the prior is not the best constant prediction: no shortcut.
+    torch.manual_seed(0)
+    loss = nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5, 1.0]))
+    result = run_check("input_dependence", zoo.mlp(), zoo.blobs(), loss, thresholds=FAST, also=OVERFIT)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["zero_loss"] > result.metrics["real_loss"]
 
 
 def test_forward_that_ignores_its_input_fails():

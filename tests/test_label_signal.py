@@ -36,6 +36,17 @@ def test_sound_blobs_pass_with_a_wide_margin():
     assert result.metrics["gain_sigmas"] > 5
 
 
+def test_a_run_that_cannot_fit_warns_without_the_permuted_runs():
+    # an optimizer too slow to move the loss in the run's steps: nothing to judge, and no time spent
+    # on three more runs that could not be judged either
+    model = zoo.mlp()
+    result = run_check("label_signal", model, zoo.blobs(), nn.CrossEntropyLoss(),
+                       optimizer=torch.optim.SGD(model.parameters(), lr=1e-7), thresholds=FAST)
+    assert result.status is Status.WARN, result.summary
+    assert "label_signal.inconclusive" in result.codes
+    assert "permuted_loss" not in result.metrics and result.metrics["fit_ratio"] > 0.9
+
+
 def test_hard_but_real_function_passes():
     x = torch.randn(512, 20, generator=torch.Generator().manual_seed(0))
     y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).long()
@@ -118,10 +129,10 @@ def test_verdicts_on_measured_figures():
     assert judge(signal(1.462, (1.458, 1.466, 1.49), 0.0453, 0.78, 0.5)).status is Status.FAIL
     # imbalanced binary with pos_weight: a 40% gain only 2.2 noise levels, but fitted far faster
     assert judge(signal(0.858, (1.3, 1.5, 1.463), 0.259, 0.6, 7.9)).status is Status.PASS
-    # a run that barely trained tells nothing, even when its tiny gain is many noise levels
-    assert judge(signal(1.37795, (1.378, 1.378, 1.378), 1e-6, 1.0, 0.8)).codes == ("inconclusive",)
-    # a run that barely trained tells nothing
-    assert judge(signal(1.46, (1.46, 1.47, 1.45), 0.01, 0.95, 0.0)).codes == ("inconclusive",)
+    # a run that barely trained tells nothing: a warning, and the permuted runs are not made
+    unfitted = judge(label_signal.Unfitted(30, 134, 0.99))
+    assert (unfitted.status, unfitted.codes) == (Status.WARN, ("inconclusive",))
+    assert "not made" in unfitted.evidence[0] and unfitted.metrics["fit_ratio"] == 0.99
     # a real but small gain inside the noise band warns, never fails
     assert judge(signal(0.72, (0.84, 0.80, 0.87), 0.145, 0.6, 1.0)).codes == ("weak_signal",)
 

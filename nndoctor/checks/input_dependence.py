@@ -15,6 +15,14 @@ Two measurements:
   masks are kept), compared after the same number of steps (at most ``baseline_steps``). A model that ignores its input gives the very same loss curve;
   one that uses it memorizes what no constant prediction can, so the memorization setting makes
   the comparison hold on any data, learnable or not.
+  The zero-input run is not needed when the real run already beat the constant bound by
+  ``min_gain`` and the loss has an exact one: zeroed samples are all alike, so the zero-input model gives every sample
+  the same prediction, and for a mean-reduced, unweighted cross-entropy, binary cross-entropy, MSE
+  or L1 loss no such prediction does better than the best constant one (the class prior, the
+  positive rate, the target mean or median; in expectation over dropout too, the losses being
+  convex in the output). The real run's loss is then compared with that bound instead: an exact
+  lower bound on the zero-input run's, so the gain is a lower bound too. This halves the check's
+  cost on every model that memorizes.
 
 Fail: identical loss curves; real inputs removing less than ``min_gain`` of the zero-input run's
 loss; outputs identical at init that training does not make depend on the input. Outputs that
@@ -70,8 +78,7 @@ class Baseline:
     @property
     def gain(self) -> float:
         """How much of the zero-input run's remaining loss (above the floor) real inputs removed."""
-        room = self.zero[-1] - self.floor
-        return (self.zero[-1] - self.real[-1]) / room if room > 0 else 0.0
+        return _gain(self.real[-1], self.zero[-1], self.floor)
 
     def progress(self, curve: tuple[float, ...]) -> float:
         """Share of its starting loss (above the floor) a run removed."""
@@ -79,17 +86,40 @@ class Baseline:
         return (curve[0] - curve[-1]) / room if room > 0 else 0.0
 
 
+@dataclass(frozen=True)
+class Bounded:
+    """The real run against the loss no input-independent prediction can beat (the zero-input run
+    not made: its loss could only be at or above this bound)."""
+
+    steps: int
+    real: tuple[float, ...]  # loss curve on real inputs, steps + 1 values
+    bound: float  # the best constant prediction's loss: a lower bound on the zero-input run's
+    floor: float
+
+    @property
+    def gain(self) -> float:
+        """At most the zero-input run's gain: the share of the bound (above the floor) real inputs removed."""
+        return _gain(self.real[-1], self.bound, self.floor)
+
+
+def _gain(real: float, zero: float, floor: float) -> float:
+    room = zero - floor
+    return (zero - real) / room if room > 0 else 0.0
+
+
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     # The real-input run is overfit_small_batch's (catalog requires:), with its settings: shared.
     settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))
-    compared = baseline(ctx, settings, int(thresholds["baseline_steps"]))
+    compared = baseline(ctx, settings, int(thresholds["baseline_steps"]), float(thresholds["min_gain"]))
     return judge(at_init(ctx, settings.samples), compared, thresholds)
 
 
-def judge(init: AtInit, compared: Baseline | str, thresholds: Mapping[str, Any]) -> Finding:
+def judge(init: AtInit, compared: Baseline | Bounded | str, thresholds: Mapping[str, Any]) -> Finding:
     constant = init.relative_spread < thresholds["min_relative_spread"]
     metrics = {"relative_spread": init.relative_spread}
     init_line = f"relative spread of the outputs across {init.samples} inputs at init: {init.relative_spread:.3g}"
+    if isinstance(compared, Bounded):
+        return _bounded_finding(init, compared, metrics, init_line, constant, thresholds)
     if isinstance(compared, str):  # why the runs could not be compared
         if constant:
             return _constant_finding(init, metrics, (init_line, f"training comparison not run: {compared}"), thresholds)
@@ -122,6 +152,35 @@ def judge(init: AtInit, compared: Baseline | str, thresholds: Mapping[str, Any])
                        fix=INCONCLUSIVE_FIX, plots=plots, codes=("inconclusive",))
     return Finding(Status.FAIL, f"real inputs do no better than zeroed ones: {headline}", metrics, evidence, plots=plots,
                    codes=("no_gain_over_zeroed_inputs",))
+
+
+def _bounded_finding(
+    init: AtInit, compared: Bounded, metrics: dict, init_line: str, constant: bool, thresholds: Mapping[str, Any],
+) -> Finding:
+    summary = (
+        f"outputs depend on the input: loss after {compared.steps} steps {compared.real[-1]:.3g} on real inputs, "
+        f"below the {compared.bound:.3g} of the best prediction that ignores the input (gain {compared.gain:.0%} "
+        f"at least, needed {thresholds['min_gain']:.0%})"
+    )
+    evidence = [
+        init_line,
+        "loss on real inputs at step " + ", ".join(f"{i}: {compared.real[i]:.3g}" for i in sample_points(compared.steps)),
+        "zeroed inputs make every sample alike, so a model trained on them predicts the same for all and "
+        f"cannot beat the best constant prediction's {compared.bound:.3g}: that run was not needed",
+    ]
+    if constant:
+        evidence.insert(0, "the outputs were identical across inputs at init (a zero-initialized output layer?), "
+                           "but training makes them depend on the input")
+    metrics.update(steps_compared=compared.steps, real_loss=compared.real[-1], zero_loss=None,
+                   zero_loss_bound=compared.bound, gain=compared.gain, identical_curves=False)
+    steps = tuple(range(compared.steps + 1))
+    plot = PlotData(
+        name="input_dependence", title="Input-independent baseline: training on real inputs vs the best constant prediction",
+        xlabel="step", ylabel="loss",
+        series=(("real inputs", steps, compared.real), ("best constant prediction", (0, compared.steps), (compared.bound, compared.bound))),
+        log_y=all(v > 0 for v in (*compared.real, compared.bound)),
+    )
+    return Finding(Status.PASS, summary, metrics, tuple(evidence), plots=(plot,))
 
 
 def _constant_finding(
@@ -217,14 +276,19 @@ def zeroed(value: Any) -> Any:
     return value
 
 
-def baseline(ctx: Context, settings: OverfitSettings, max_steps: int) -> Baseline | str:
+def baseline(ctx: Context, settings: OverfitSettings, max_steps: int, min_gain: float) -> Baseline | Bounded | str:
     """The real-input run against the zero-input run after the same number of steps (those the
-    real-input run took to memorize, at most ``max_steps``), or why the two cannot be compared."""
+    real-input run took to memorize, at most ``max_steps``), against the constant bound when that
+    settles the verdict, or why the two cannot be compared."""
     real = ctx.shared(small_batch_run, settings)
     if real.goal.baseline is not None and real.goal.baseline <= real.goal.floor:
         return "the samples' targets are all alike, so a constant prediction is already perfect"
     inputs, targets = ctx.batch(settings.samples)
     steps = min(real.curve.steps, max_steps)
+    if real.goal.baseline is not None and _constant_is_exact_bound(ctx, zeroed(inputs), targets):
+        bounded = Bounded(steps, real.curve.losses[: steps + 1], real.goal.baseline, real.goal.floor)
+        if _nonfinite_step(bounded.real) is None and bounded.gain >= min_gain:
+            return bounded
     try:
         zero = overfit_fresh_copy(ctx, zeroed(inputs), targets, replace(settings, max_steps=steps))
     except (RuntimeError, ValueError, IndexError, TypeError) as exc:  # user code meeting an unusual input
@@ -235,6 +299,28 @@ def baseline(ctx: Context, settings: OverfitSettings, max_steps: int) -> Baselin
     if broken is not None:
         return f"the loss turned non-finite at step {broken} (see numerics)"
     return Baseline(steps, real_curve, zero_curve, real.goal.floor)
+
+
+# Losses whose best input-independent prediction is the one best_constant_loss computes (the class
+# prior, the positive rate, the mean, the median), when mean-reduced and unweighted.
+_EXACT_CONSTANT_LOSSES = (nn.CrossEntropyLoss, nn.BCEWithLogitsLoss, nn.BCELoss, nn.MSELoss, nn.L1Loss)
+
+
+def _constant_is_exact_bound(ctx: Context, zero_inputs: Any, targets: Any) -> bool:
+    """Whether no model fed ``zero_inputs`` can beat the best constant prediction's loss: every
+    sample alike (masks included), a per-sample prediction (no token objective, where positions
+    may differ), and a loss whose best constant prediction is known exactly (no ignored labels)."""
+    loss_fn = ctx.subject.loss_fn
+    if ctx.subject.token_objective is not None or type(loss_fn) not in _EXACT_CONSTANT_LOSSES:
+        return False
+    if getattr(loss_fn, "reduction", None) != "mean" or getattr(loss_fn, "weight", None) is not None:
+        return False
+    if getattr(loss_fn, "pos_weight", None) is not None or not isinstance(targets, torch.Tensor):
+        return False
+    if not targets.is_floating_point() and bool((targets < 0).any()):  # ignore_index labels
+        return False
+    tensors = [t for _, t in named_tensors(zero_inputs)]
+    return bool(tensors) and all(t.dim() > 0 and bool((t == t[:1]).all()) for t in tensors)
 
 
 def _nonfinite_step(*curves: tuple[float, ...]) -> int | None:
