@@ -25,8 +25,10 @@ def adam(lr):
 
 
 @pytest.mark.parametrize("case", zoo.sound_cases(), ids=lambda c: c.name)
-def test_sound_models_with_default_adam_pass(case):
-    result = run_case("lr_range", case)
+@pytest.mark.parametrize("batch_flops", [2e9, 1.0], ids=["full_batch", "batch_of_16"])
+def test_sound_models_with_default_adam_pass(case, batch_flops):
+    # batch_of_16: the smallest batch a compute-heavy model sweeps gives the same verdict
+    result = run_case("lr_range", case, thresholds={"batch_flops": batch_flops})
     assert result.status is Status.PASS, result.summary
     assert result.metrics["divergence_lr"] is None or result.metrics["suggested_lr"] < result.metrics["divergence_lr"]
 
@@ -179,3 +181,14 @@ def test_report_carries_a_log_x_plot_and_a_short_table():
     assert labels[0] == "smoothed loss" and any(label.startswith("configured lr") for label in labels)
     (table,) = result.tables
     assert table.columns == ("lr", "smoothed loss") and len(table.rows) == lr_range.TABLE_POINTS
+
+
+def test_compute_heavy_models_sweep_a_smaller_batch():
+    # The batch is bounded by forward FLOPs as well as input size: a model whose samples cost more
+    # than batch_flops / 64 sweeps fewer of them (never under 16); small models keep the full batch.
+    torch.manual_seed(0)
+    small = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss())
+    assert small.metrics["samples"] == 64
+    heavy = run_check("lr_range", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), thresholds={"batch_flops": 1e5})
+    assert heavy.metrics["samples"] == 16
+    assert heavy.status is Status.PASS, heavy.summary

@@ -36,10 +36,10 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from nndoctor import batching
 from nndoctor.context import Context
+from nndoctor.probes import cost
 from nndoctor.probes.data import ignore_index, named_tensors
 from nndoctor.result import Finding, Status
 from nndoctor.training import fit, make_optimizer
@@ -174,7 +174,7 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | Unfi
     train_x, train_y = batching.take(inputs, train), batching.take(targets, train)
     held_x, held_y = batching.take(inputs, held), batching.take(targets, held)
     batch_size = min(int(thresholds["batch_size"]), len(train))
-    step_flops = 3 * _forward_flops(ctx, batching.take(held_x, torch.arange(2))) / 2 * batch_size  # backward ~ 2 forwards
+    step_flops = 3 * ctx.shared(cost.forward_flops_per_sample) * batch_size  # backward ~ 2 forwards
     steps = int(min(thresholds["steps"], max(thresholds["min_steps"], float(thresholds["flop_budget"]) // max(1.0, step_flops))))
 
     def trained(labels: torch.Tensor) -> torch.nn.Module:
@@ -215,16 +215,6 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | Unfi
         fit_ratio=fit_ratio,
         fit_sigmas=fit_gain / fit_noise if fit_noise > 0 else (math.inf if fit_gain > 0 else 0.0),
     )
-
-
-def _forward_flops(ctx: Context, inputs: Any) -> float:
-    """Floating-point operations of one eval-mode forward pass (torch's own counter), at least two
-    per parameter: the step budget's unit, so that convolutions over large inputs get fewer steps."""
-    model = ctx.subject.fresh_model().eval()
-    floor = 2.0 * sum(p.numel() for p in model.parameters()) * batching.batch_size_of(inputs)
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        ctx.subject.predict(model, inputs)
-    return max(float(counter.get_total_flops()), floor)
 
 
 def _per_sample_losses(ctx: Context, model: torch.nn.Module, inputs: Any, targets: Any) -> torch.Tensor:

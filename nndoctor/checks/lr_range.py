@@ -53,6 +53,7 @@ from torch import nn
 
 from nndoctor import batching, training
 from nndoctor.context import Context
+from nndoctor.probes import cost
 from nndoctor.probes.step import INPUT_ELEMENTS  # a backward pass's input budget: large images get fewer samples
 from nndoctor.result import Finding, PlotData, Status, Table
 
@@ -86,7 +87,9 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     if isinstance(optimizer, NO_LR_SCHEDULE) or rates is None:
         return Finding.skip(f"{type(optimizer).__name__} has no learning rate to sweep in every parameter group")
     configured = rates[0]
-    inputs, targets = ctx.batch(ctx.samples_within(INPUT_ELEMENTS, most=int(thresholds["batch"])))
+    most = int(thresholds["batch"])
+    size = min(ctx.samples_within(INPUT_ELEMENTS, most=most), cost.samples_within_flops(ctx, float(thresholds["batch_flops"]), most=most))
+    inputs, targets = ctx.batch(size)
     samples = batching.batch_size_of(inputs)
     sweep = _sweep(_Trainer(ctx, model, optimizer, rates, inputs, targets), thresholds)
     if not sweep.lrs:
@@ -100,7 +103,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     metrics = {
         "configured_lr": configured, "suggested_lr": suggestion, "divergence_lr": sweep.divergence_lr,
         "initial_loss": sweep.smoothed[0], "best_loss": sweep.smoothed[sweep.best], "best_lr": sweep.lrs[sweep.best],
-        "steps": len(sweep.lrs), "optimizer": type(optimizer).__name__,
+        "steps": len(sweep.lrs), "samples": samples, "optimizer": type(optimizer).__name__,
         "cold_start_losses": list(cold) if cold is not None else None,
     }
     status, summary, codes = _judge(configured, suggestion, sweep, past_divergence, cold, thresholds)

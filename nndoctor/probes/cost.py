@@ -1,0 +1,35 @@
+"""What one sample costs: the floating-point operations of an eval-mode forward pass, counted by
+torch's own FlopCounterMode on two samples and shared by every check that sizes its work by
+compute (label_signal's step count, lr_range's batch). Input size alone misjudges it: a ViT-Tiny
+on 32x32 images reads 3,072 values per sample and spends 0.7 GFLOP on them, ten times a
+ResNet-18 on the same images.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from nndoctor import batching
+from nndoctor.context import Context
+
+PROBE_SAMPLES = 2
+
+
+def forward_flops_per_sample(ctx: Context) -> float:
+    """FLOPs of one sample's forward pass, at least two per parameter (operations the counter does
+    not know, such as custom kernels, still cost their weights' multiply-adds)."""
+    inputs, _ = ctx.batch(PROBE_SAMPLES)
+    n = batching.batch_size_of(inputs)
+    model = ctx.subject.fresh_model().eval()
+    floor = 2.0 * sum(p.numel() for p in model.parameters())
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        ctx.subject.predict(model, inputs)
+    return max(float(counter.get_total_flops()) / max(1, n), floor)
+
+
+def samples_within_flops(ctx: Context, flops: float, most: int, least: int = 16) -> int:
+    """How many samples keep one forward pass within about ``flops``, between ``least`` and ``most``:
+    compute-heavy models get smaller batches."""
+    per_sample = ctx.shared(forward_flops_per_sample)
+    return max(least, min(most, int(flops // per_sample)))
