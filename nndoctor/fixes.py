@@ -166,7 +166,7 @@ def _outcome(trial: Trial, settings: OverfitSettings) -> tuple[bool, str]:
 
 
 def try_fixes(ctx: Context, causes: tuple[Cause, ...]) -> tuple[Cause, ...]:
-    settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))
+    settings = OverfitSettings.for_subject(ctx, ctx.thresholds("overfit_small_batch"))
     inputs, targets = ctx.batch(settings.samples)
     tried = []
     for rank, cause in enumerate(causes):

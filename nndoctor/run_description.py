@@ -89,6 +89,7 @@ def metrics(result: OverfitRun) -> dict[str, Any]:
     curve, goal, r = result.curve, result.goal, result.reading
     metrics: dict[str, Any] = {
         "reached": curve.reached_goal,
+        "samples": result.settings.samples,
         "steps": curve.steps,
         "initial_loss": curve.initial,
         "final_loss": curve.final,

@@ -240,6 +240,17 @@ def test_user_model_is_not_modified():
     assert model[3].p == 0.5 and model.training
 
 
+def test_compute_heavy_models_overfit_fewer_samples():
+    # One full-batch forward pass is kept within batch_flops: a model whose 50 samples cost more
+    # overfits fewer (never under 16), with the same verdicts; small models keep all 50.
+    torch.manual_seed(0)
+    assert overfit(zoo.mlp()).metrics["samples"] == 50
+    heavy = overfit(zoo.mlp(), batch_flops=1e3)
+    assert heavy.status is Status.PASS and heavy.metrics["samples"] == 16, heavy.summary
+    broken = overfit(nn.Sequential(zoo.mlp(), nn.Softmax(dim=1)), batch_flops=1e3)
+    assert broken.status is Status.FAIL and broken.metrics["pattern"] == Pattern.PLATEAU.value, broken.summary
+
+
 def test_run_is_shared_between_callers():
     subject = build_subject(Path("<test>"), zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), device="cpu")
     ctx = Context(subject)

@@ -92,6 +92,21 @@ def test_the_run_stops_early_once_a_model_fits_its_labels_and_not_before_20_step
     assert slow.metrics["steps"] == 60
 
 
+def test_compute_heavy_models_run_fewer_steps_but_never_under_20():
+    # 60 steps are cut to what flop_budget allows (never under 20, which numerics relies on).
+    torch.manual_seed(0)
+    slow = run_check(
+        "prediction_collapse", zoo.SmallCNN(classes=4), random_labels(zoo.images(n=128), 4), nn.CrossEntropyLoss(), sgd(1e-3),
+        thresholds={"flop_budget": 1e3},
+    )
+    assert slow.status is Status.PASS and slow.metrics["steps"] == 20, slow.summary
+    pinned = run_check(
+        "prediction_collapse", nn.Sequential(zoo.mlp(), nn.Softmax(dim=1)), zoo.blobs(n=256), nn.CrossEntropyLoss(), adam(1.0),
+        thresholds={"flop_budget": 1e3},
+    )
+    assert pinned.status is Status.FAIL and pinned.metrics["steps"] == 20, pinned.summary
+
+
 def test_collapse_onto_the_majority_class_fails():
     # 80/20 labels, the majority logit's bias at +10 and SGD at lr 10: every input goes to class 0
     # with certainty, although a fifth of the labels say otherwise.

@@ -64,7 +64,7 @@ class Unsupported(Exception):
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
-    settings = OverfitSettings.from_thresholds(thresholds)
+    settings = OverfitSettings.for_subject(ctx, thresholds)
     inputs, targets = ctx.batch(settings.samples)
     try:
         easy = make_easy_data(ctx, inputs, targets, settings.samples)

@@ -143,7 +143,7 @@ def _judge_regression_gap(
 ) -> Finding:
     """A regression loss far above the constant baseline: how long the overfit run takes to bring
     it down to that baseline decides (see the module docstring)."""
-    settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))  # requires: the shared run
+    settings = OverfitSettings.for_subject(ctx, ctx.thresholds("overfit_small_batch"))  # requires: the shared run
     run = ctx.shared(small_batch_run, settings)
     baseline = run.goal.baseline if run.goal.baseline is not None else metrics["expected"]
     closed = next((step for step, value in enumerate(run.curve.losses) if value <= baseline), None)

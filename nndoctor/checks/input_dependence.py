@@ -109,7 +109,7 @@ def _gain(real: float, zero: float, floor: float) -> float:
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     # The real-input run is overfit_small_batch's (catalog requires:), with its settings: shared.
-    settings = OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))
+    settings = OverfitSettings.for_subject(ctx, ctx.thresholds("overfit_small_batch"))
     compared = baseline(ctx, settings, int(thresholds["baseline_steps"]), float(thresholds["min_gain"]))
     return judge(at_init(ctx, settings.samples), compared, thresholds)
 

@@ -174,8 +174,9 @@ def measure_signal(ctx: Context, thresholds: Mapping[str, Any]) -> Signal | Unfi
     train_x, train_y = batching.take(inputs, train), batching.take(targets, train)
     held_x, held_y = batching.take(inputs, held), batching.take(targets, held)
     batch_size = min(int(thresholds["batch_size"]), len(train))
-    step_flops = 3 * ctx.shared(cost.forward_flops_per_sample) * batch_size  # backward ~ 2 forwards
-    steps = int(min(thresholds["steps"], max(thresholds["min_steps"], float(thresholds["flop_budget"]) // max(1.0, step_flops))))
+    steps = cost.steps_within_flops(
+        ctx, float(thresholds["flop_budget"]), batch_size, most=int(thresholds["steps"]), least=int(thresholds["min_steps"]),
+    )
 
     def trained(labels: torch.Tensor) -> torch.nn.Module:
         ctx.seed_everything()  # same initial weights, mini-batches and dropout masks in every run

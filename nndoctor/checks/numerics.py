@@ -66,8 +66,8 @@ def _watched_runs(ctx: Context) -> list[tuple[str, NonFiniteEvent | None]]:
     batch cannot feed (a loss that rejects its labels) is left out: data_integrity says why."""
     probes = (
         ("the first gradient step", lambda: ctx.shared(gradient_step).nonfinite),
-        (OVERFIT_RUN, lambda: ctx.shared(small_batch_run, OverfitSettings.from_thresholds(ctx.thresholds("overfit_small_batch"))).curve.nonfinite),
-        (SHORT_RUN, lambda: ctx.shared(short_run, ShortRunSettings.from_thresholds(ctx.thresholds("prediction_collapse"))).curve.nonfinite),
+        (OVERFIT_RUN, lambda: ctx.shared(small_batch_run, OverfitSettings.for_subject(ctx, ctx.thresholds("overfit_small_batch"))).curve.nonfinite),
+        (SHORT_RUN, lambda: ctx.shared(short_run, ShortRunSettings.for_subject(ctx, ctx.thresholds("prediction_collapse"))).curve.nonfinite),
     )
     runs = []
     for name, event in probes:

@@ -48,7 +48,7 @@ FLOOR_FIX = (
 
 
 def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
-    settings = OverfitSettings.from_thresholds(thresholds)
+    settings = OverfitSettings.for_subject(ctx, thresholds)
     result = ctx.shared(small_batch_run, settings)
     metrics = run_description.metrics(result)
     evidence = (

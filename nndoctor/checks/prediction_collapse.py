@@ -99,7 +99,7 @@ def run(ctx: Context, thresholds: Mapping[str, Any]) -> Finding:
     task = ctx.subject.task
     if task == "regression":
         return Finding.skip("regression: there are no classes to collapse onto")
-    settings = ShortRunSettings.from_thresholds(thresholds)
+    settings = ShortRunSettings.for_subject(ctx, thresholds)
     result = ctx.shared(short_run, settings)
     if result.final is None:
         step = result.curve.nonfinite_step

@@ -27,10 +27,14 @@ from torch import nn
 
 from nndoctor import curves, tokens
 from nndoctor.context import Context
+from nndoctor.probes import cost
 from nndoctor.loading import Subject
 from nndoctor.training import Curve, fit, make_optimizer, without_regularization
 
 PHASE = "overfit_small_batch training"
+# The fewest samples a compute-heavy model overfits: a batch that still spans most classes of a
+# 10-class problem, and too many to memorize without a working loss and optimizer.
+MIN_SAMPLES = 16
 
 
 @dataclass(frozen=True)
@@ -45,8 +49,15 @@ class OverfitSettings:
     explode_factor: float = 10.0
 
     @classmethod
-    def from_thresholds(cls, thresholds: Mapping[str, Any]) -> "OverfitSettings":
-        return cls(**{f.name: thresholds[f.name] for f in fields(cls) if f.name in thresholds})
+    def for_subject(cls, ctx: Context, thresholds: Mapping[str, Any]) -> "OverfitSettings":
+        """The catalog's settings, with fewer samples (at least MIN_SAMPLES) for a compute-heavy
+        model so that one full-batch forward pass stays within ``batch_flops``."""
+        settings = cls(**{f.name: thresholds[f.name] for f in fields(cls) if f.name in thresholds})
+        if "batch_flops" not in thresholds:
+            return settings
+        most = int(settings.samples)
+        samples = cost.samples_within_flops(ctx, float(thresholds["batch_flops"]), most=most, least=min(MIN_SAMPLES, most))
+        return replace(settings, samples=samples)
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
@@ -28,6 +28,7 @@ from torch.overrides import TorchFunctionMode
 
 from nndoctor import batching
 from nndoctor.context import Context
+from nndoctor.probes import cost
 from nndoctor.training import Curve, fit, make_optimizer
 
 PHASE = "short training run"
@@ -47,8 +48,16 @@ class ShortRunSettings:
     batch_size: int = 32
 
     @classmethod
-    def from_thresholds(cls, thresholds: Mapping[str, Any]) -> "ShortRunSettings":
-        return cls(**{f.name: int(thresholds[f.name]) for f in fields(cls) if f.name in thresholds})
+    def for_subject(cls, ctx: Context, thresholds: Mapping[str, Any]) -> "ShortRunSettings":
+        """The catalog's settings, with fewer steps (at least MIN_STEPS) for a compute-heavy model
+        so that the run stays within ``flop_budget``."""
+        settings = cls(**{f.name: int(thresholds[f.name]) for f in fields(cls) if f.name in thresholds})
+        if "flop_budget" not in thresholds:
+            return settings
+        steps = cost.steps_within_flops(
+            ctx, float(thresholds["flop_budget"]), settings.batch_size, most=settings.steps, least=MIN_STEPS,
+        )
+        return replace(settings, steps=steps)
 
 
 @dataclass(frozen=True)
