@@ -1,9 +1,14 @@
+from pathlib import Path
+
 import pytest
 import torch
 import torchvision
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from nndoctor.context import Context
+from nndoctor.loading import build_subject
+from nndoctor.probes import step
 from nndoctor.result import Status
 from tests import zoo
 from tests.conftest import run_case, run_check
@@ -310,4 +315,18 @@ class PerChannelScales(nn.Module):
 
 def test_row_vector_scales_are_not_weight_matrices():
     result = run_check("gradient_flow", PerChannelScales(), zoo.blobs(), nn.CrossEntropyLoss())
+    assert result.status is Status.PASS, result.summary
+
+
+def test_compute_heavy_models_take_their_gradient_step_on_fewer_samples(monkeypatch):
+    # The shared step's batch is bounded by forward FLOPs as well as input size (its activations
+    # grow with compute); never under 32 samples. Same verdict on the smaller batch.
+    def batch_size(flops):
+        monkeypatch.setattr(step, "STEP_FLOPS", flops)
+        return step.step_batch_size(Context(build_subject(Path("<test>"), zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss(), device="cpu")))
+
+    assert batch_size(step.STEP_FLOPS) == 256
+    assert batch_size(1e3) == 32
+    torch.manual_seed(0)  # the 32-sample step (STEP_FLOPS stays patched)
+    result = run_check("gradient_flow", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss())
     assert result.status is Status.PASS, result.summary

@@ -23,10 +23,15 @@ from torch import nn
 
 from nndoctor import training
 from nndoctor.context import Context, NonFiniteEvent
-from nndoctor.probes.initial import BATCH  # the initial pass's batch size: ctx.batch caches the batch
+from nndoctor.probes import cost
+from nndoctor.probes.initial import BATCH  # the initial pass's: ctx.batch caches the batch
 
-# A backward pass keeps every activation: large inputs (224x224 images) get a smaller batch.
+# A backward pass keeps every activation: large inputs (224x224 images) get a smaller batch, and
+# so do compute-heavy models, whose activations grow with their FLOPs (a ViT-Tiny on 32x32 images:
+# 256 samples held 3 GB for one backward pass; 32 within STEP_FLOPS). At least STEP_MIN samples.
 INPUT_ELEMENTS = 4_000_000
+STEP_FLOPS = 2.0e10
+STEP_MIN = 32
 
 # Each extra step can only hand the gradient one zero-initialized layer further down, and
 # zero-init schemes stack at most a head and a branch layer, so a few steps settle it.
@@ -133,7 +138,8 @@ def gradient_step(ctx: Context) -> StepProbe:
 
 
 def step_batch_size(ctx: Context) -> int:
-    return ctx.samples_within(INPUT_ELEMENTS, most=BATCH)
+    by_input = ctx.samples_within(INPUT_ELEMENTS, most=BATCH)
+    return min(by_input, cost.samples_within_flops(ctx, STEP_FLOPS, most=BATCH, least=min(STEP_MIN, by_input)))
 
 
 def _momentum(optimizer: torch.optim.Optimizer) -> float:
