@@ -53,9 +53,10 @@ def optimizer_factory(optimizer: torch.optim.Optimizer, parameters: Iterable[tor
     settings (a smaller LR for a backbone, no weight decay on biases; parameters left out of the
     optimizer stay out); given anything else it falls back to ``type(optimizer)(params,
     **optimizer.defaults)``. Optimizer state (momentum) is not carried over: the checks start from
-    initialization. A scheduled group's base LR (``scheduled_lr``) is taken as its LR, so a warm-up
-    that starts at 0 does not freeze the checks' training runs, and the fallback and
-    ``describe_optimizer`` use the same value: the LR called "configured" is one value everywhere.
+    initialization. A scheduled group's base LR and the momentum the schedule pairs with it
+    (``scheduled_settings``) are taken as its settings, so a warm-up that starts at 0 does not
+    freeze the checks' training runs, and the fallback and ``describe_optimizer`` use the same
+    values: the LR and momentum called "configured" are one value each, everywhere.
     """
     cls, defaults = type(optimizer), _configured(optimizer)
     # Some defaults are not constructor arguments (AdamW's decoupled_weight_decay): every setting
@@ -88,30 +89,37 @@ def _constructor_arguments(cls: type, defaults: Mapping[str, Any]) -> dict[str, 
 
 def _group_settings(group: Mapping[str, Any]) -> dict[str, Any]:
     settings = {k: v for k, v in group.items() if k not in _GROUP_IDENTITY_KEYS}
-    scheduled = scheduled_lr(group)
-    if scheduled is not None:
-        settings["lr"] = scheduled
-    return settings
+    return {**settings, **scheduled_settings(group)}
 
 
-def scheduled_lr(group: Mapping[str, Any]) -> float | None:
-    """The LR a scheduler attached to this group is built around, None without one: OneCycleLR's
-    peak (``max_lr``; its ``initial_lr`` is the warm-up's start, max_lr / 25), else the LR the
-    scheduler found on the group (``initial_lr``: a LambdaLR warm-up scales it from 0)."""
+def scheduled_settings(group: Mapping[str, Any]) -> dict[str, Any]:
+    """What a scheduler attached to this group is built around, {} without one.
+
+    The LR: OneCycleLR's peak (``max_lr``; its ``initial_lr`` is the warm-up's start, max_lr / 25),
+    else the LR the scheduler found on the group (``initial_lr``: a LambdaLR warm-up scales it
+    from 0). The momentum: OneCycleLR cycles it (``base_momentum``) and pairs its peak LR with its
+    lowest momentum, but has already written its highest into the group; without this, a copy
+    would train at the peak LR with the highest momentum, a pair the schedule never applies.
+    (CyclicLR's group starts at its lowest LR with its highest momentum: a pair it applies.)"""
+    settings: dict[str, Any] = {}
     for key in ("max_lr", "initial_lr"):
         value = group.get(key)
         if isinstance(value, (int, float)):
-            return float(value)
-    return None
+            settings["lr"] = float(value)
+            break
+    momentum = group.get("base_momentum")
+    if isinstance(group.get("max_lr"), (int, float)) and isinstance(momentum, (int, float)):
+        if "momentum" in group:
+            settings["momentum"] = float(momentum)
+        elif isinstance(group.get("betas"), tuple):
+            settings["betas"] = (float(momentum), *group["betas"][1:])
+    return settings
 
 
 def _configured(optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    """The optimizer's defaults, with the first group's scheduled base LR where a scheduler set one."""
-    defaults = dict(optimizer.defaults)
-    scheduled = scheduled_lr(optimizer.param_groups[0]) if optimizer.param_groups else None
-    if scheduled is not None:
-        defaults["lr"] = scheduled
-    return defaults
+    """The optimizer's defaults, with the first group's scheduled settings where a scheduler set them."""
+    scheduled = scheduled_settings(optimizer.param_groups[0]) if optimizer.param_groups else {}
+    return {**optimizer.defaults, **scheduled}
 
 
 def describe_optimizer(optimizer: torch.optim.Optimizer) -> str:

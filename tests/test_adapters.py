@@ -581,3 +581,20 @@ def test_a_one_cycle_schedule_is_reported_with_one_configured_lr_everywhere():
     assert "lr 0.003 " in report.result("lr_range").summary
     shown = " ".join(r.summary + " ".join(r.evidence) for r in report.results)
     assert "0.00012" not in shown and "lr 0.001" not in shown
+
+
+class OneCycleSGDLit(LitModel):
+    """OneCycleLR cycles SGD's momentum too: it writes its highest, 0.95, into the group at the start
+    of the warm-up, and pairs the peak LR with its lowest, 0.85."""
+
+    def configure_optimizers(self):
+        optimizer = torch.optim.SGD(self.parameters(), lr=0.05, momentum=0.9)
+        schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.05, total_steps=1000)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def test_a_one_cycle_schedule_pairs_its_peak_lr_with_its_lowest_momentum_everywhere():
+    torch.manual_seed(0)
+    report = check(OneCycleSGDLit(zoo.mlp()), zoo.blobs(), device="cpu", only=["update_ratio"])
+    assert "SGD (lr=0.05, momentum=0.85," in " ".join(report.notes)
+    assert report.result("update_ratio").metrics["momentum"] == pytest.approx(0.85)
