@@ -76,6 +76,9 @@ def accuracy(task: str, output: torch.Tensor, target: Any, objective: TokenObjec
     return None
 
 
+DROPPING = (nn.modules.dropout._DropoutNd, nn.MultiheadAttention, nn.RNNBase)
+
+
 def without_regularization(model: nn.Module) -> nn.Module:
     """Dropout off, for runs that must be able to memorize (the model is a copy). Attention and
     stacked RNNs keep their dropout as a float attribute rather than a module: zeroed too."""
@@ -85,6 +88,21 @@ def without_regularization(model: nn.Module) -> nn.Module:
         elif isinstance(module, (nn.MultiheadAttention, nn.RNNBase)):
             module.dropout = 0.0
     return model
+
+
+@contextlib.contextmanager
+def dropout_off(model: nn.Module) -> Iterator[None]:
+    """Dropout layers, and the modules that apply dropout themselves (attention, stacked RNNs), in
+    eval mode for the duration; put back in train mode afterwards. For measuring a model in train
+    mode (normalization layers on batch statistics) without the noise of dropout."""
+    switched = [m for m in model.modules() if isinstance(m, DROPPING) and m.training]
+    try:
+        for module in switched:
+            module.eval()
+        yield
+    finally:
+        for module in switched:
+            module.train()
 
 
 def make_optimizer(ctx: Context, model: nn.Module, weight_decay: bool = True, lr: float | None = None):

@@ -47,6 +47,26 @@ def test_a_run_that_cannot_fit_warns_without_the_permuted_runs():
     assert "permuted_loss" not in result.metrics and result.metrics["fit_ratio"] > 0.9
 
 
+def test_batch_norm_with_slow_running_statistics_is_judged_on_what_it_learned():
+    # torchvision's MobileNets keep BatchNorm momentum at 0.01: after a short run the running
+    # statistics are still near their initial values (variance 1, here against inputs of std 0.1),
+    # and an eval-mode loss had barely moved: an inconclusive warning on a sound model. The runs
+    # are scored as they train (batch statistics, dropout off).
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8, momentum=0.01), nn.ReLU(),
+        nn.Conv2d(8, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16, momentum=0.01), nn.ReLU(),
+        nn.Flatten(), nn.Linear(16 * 16 * 16, 10),
+    )
+    images, labels = zoo.images(n=384).tensors
+    result = run_check(
+        "label_signal", model, TensorDataset(images * 0.1, labels), nn.CrossEntropyLoss(),
+        thresholds={"samples": 240, "steps": 30, "min_steps": 30},
+    )
+    assert result.status is Status.PASS, result.summary
+    assert model[1].running_mean.abs().sum() == 0  # the user's model untouched
+
+
 def test_hard_but_real_function_passes():
     x = torch.randn(512, 20, generator=torch.Generator().manual_seed(0))
     y = ((x[:, 0] > 0) ^ (x[:, 1] > 0)).long()

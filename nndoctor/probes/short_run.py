@@ -18,9 +18,8 @@ measured is the model and not the noise.
 from __future__ import annotations
 
 import collections
-import contextlib
 from dataclasses import dataclass, fields, replace
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
@@ -29,11 +28,10 @@ from torch.overrides import TorchFunctionMode
 from nndoctor import batching
 from nndoctor.context import Context
 from nndoctor.probes import cost
-from nndoctor.training import Curve, fit, make_optimizer
+from nndoctor.training import Curve, dropout_off, fit, make_optimizer
 
 PHASE = "short training run"
 NORMALIZERS = ("softmax", "log_softmax")
-DROPPING = (nn.modules.dropout._DropoutNd, nn.MultiheadAttention, nn.RNNBase)
 # Never stop before this many steps: the numerics check reuses this run in place of its own
 # 20-step run of the configured setup, so it must watch at least as many passes.
 MIN_STEPS = 20
@@ -120,22 +118,8 @@ class _SoftmaxInput(TorchFunctionMode):
 
 def predictions(ctx: Context, model: nn.Module, inputs: Any) -> Predictions:
     """The model's prediction on ``inputs`` in train mode with dropout off (see above)."""
-    with torch.no_grad(), _dropout_off(model), _SoftmaxInput() as recorder:
+    with torch.no_grad(), dropout_off(model), _SoftmaxInput() as recorder:
         output = ctx.subject.predict(model, inputs)
     latest = recorder.latest
     logits = latest[0].detach() if latest is not None and latest[1] is output else None
     return Predictions(output.detach(), logits)
-
-
-@contextlib.contextmanager
-def _dropout_off(model: nn.Module) -> Iterator[None]:
-    """Dropout layers, and the modules that apply dropout themselves (attention, stacked RNNs), in
-    eval mode for the duration; put back in train mode afterwards."""
-    switched = [m for m in model.modules() if isinstance(m, DROPPING) and m.training]
-    try:
-        for module in switched:
-            module.eval()
-        yield
-    finally:
-        for module in switched:
-            module.train()
