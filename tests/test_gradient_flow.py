@@ -330,3 +330,21 @@ def test_compute_heavy_models_take_their_gradient_step_on_fewer_samples(monkeypa
     torch.manual_seed(0)  # the 32-sample step (STEP_FLOPS stays patched)
     result = run_check("gradient_flow", zoo.mlp(), zoo.blobs(), nn.CrossEntropyLoss())
     assert result.status is Status.PASS, result.summary
+
+
+def test_attention_queries_and_keys_small_by_design_are_not_vanishing_gradients():
+    # A fresh BERT's attention is near uniform, so its query and key matrices get ~1e-2 of the
+    # relative gradient of the values beside them, in every layer: the typical early/late ratio
+    # reads as vanishing, the best-fed early matrix does not.
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BertConfig(
+        vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64,
+        max_position_embeddings=32, num_labels=3,
+    )
+    torch.manual_seed(0)
+    model = transformers.BertForSequenceClassification(config)
+    ids = torch.randint(1, 50, (128, 16))
+    data = [{"input_ids": i, "attention_mask": torch.ones_like(i), "labels": i[0] % 3} for i in ids]
+    result = run_check("gradient_flow", model, data)
+    assert result.status is Status.PASS, result.summary
+    assert result.metrics["depth_ratio"] < 1e-3 < result.metrics["depth_ratio_highest"]

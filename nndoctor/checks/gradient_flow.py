@@ -14,7 +14,11 @@ From one backward pass of the user's loss on a real batch (the shared step probe
 - vanishing / exploding across depth: ||grad|| / ||w|| of the earliest weight matrices against the
   latest, in forward execution order. Relative gradients are compared because layers differ in
   size and scale. Only weight matrices count: biases and norm parameters have other scales, and
-  an embedding only gets gradients in the rows of the tokens in the batch;
+  an embedding only gets gradients in the rows of the tokens in the batch. Gradients vanish when
+  even the best-fed of the earliest matrices is starved, and explode when even the least-fed is
+  flooded: some matrices get small gradients by design wherever they sit (attention queries and
+  keys under the near-uniform attention of a fresh transformer: 1e-2 of their layer's values in
+  a BERT), which says nothing about depth;
 - vanishing / exploding in the whole network: a plain stack whose layers all have the same gain c
   grows activations as c^l and backpropagated gradients as c^(L-l), so every weight gradient
   carries c^(L-1) and the depth ratio stays near 1 while all of them are off by orders of
@@ -147,7 +151,9 @@ def _missing_from_optimizer(trainable: list[ParamStep]) -> list[Problem]:
 class Depth:
     early: tuple[ParamStep, ...]
     late: tuple[ParamStep, ...]
-    ratio: float  # geometric-mean relative gradient of the early group over the late group
+    ratio: float  # geometric-mean relative gradient of the early group over the late group's
+    highest: float  # the early group's largest relative gradient over the late group's geometric mean
+    lowest: float  # and its smallest
 
 
 def _weights(trainable: list[ParamStep]) -> list[ParamStep]:
@@ -161,7 +167,9 @@ def _depth(weights: list[ParamStep]) -> Depth | None:
         return None
     k = max(1, len(weights) // 4)
     early, late = weights[:k], weights[-k:]
-    return Depth(tuple(early), tuple(late), _geomean(early) / _geomean(late))
+    typical_late = _geomean(late)
+    relative = [p.relative_gradient for p in early]
+    return Depth(tuple(early), tuple(late), _geomean(early) / typical_late, max(relative) / typical_late, min(relative) / typical_late)
 
 
 def _geomean(params: Sequence[ParamStep]) -> float:
@@ -174,20 +182,24 @@ def _judge_depth(depth: Depth, thresholds: Mapping[str, Any]) -> Problem:
         f"||grad||/||w|| of the latest layers ({_names(p.name for p in depth.late)}): {_geomean(depth.late):.2e}",
     )
     text = f"earliest/latest relative gradient {depth.ratio:.2g}"
-    if depth.ratio < thresholds["vanish_ratio_warn"]:
-        status = Status.FAIL if depth.ratio < thresholds["vanish_ratio_fail"] else Status.WARN
+    if depth.highest < thresholds["vanish_ratio_warn"]:
+        status = Status.FAIL if depth.highest < thresholds["vanish_ratio_fail"] else Status.WARN
         return Problem(
-            status, f"vanishing gradients: {text}", evidence,
+            status, f"vanishing gradients: {text}, {depth.highest:.2g} for the best-fed of the earliest layers", evidence,
             "Use ReLU-family activations with He init, add normalization layers or residual connections.",
             code="vanishing_with_depth",
         )
-    if depth.ratio > thresholds["explode_ratio_warn"]:
-        status = Status.FAIL if depth.ratio > thresholds["explode_ratio_fail"] else Status.WARN
+    if depth.lowest > thresholds["explode_ratio_warn"]:
+        status = Status.FAIL if depth.lowest > thresholds["explode_ratio_fail"] else Status.WARN
         return Problem(
-            status, f"exploding gradients: {text}", evidence,
+            status, f"exploding gradients: {text}, {depth.lowest:.2g} for the least-fed of the earliest layers", evidence,
             "Scale down the initialization, add normalization layers, or clip gradients (clip_grad_norm_).",
             code="exploding_with_depth",
         )
+    if depth.ratio < thresholds["vanish_ratio_warn"]:  # small by design in some matrices only (see above)
+        text += f", {depth.highest:.2g} for the best-fed of the earliest layers"
+    elif depth.ratio > thresholds["explode_ratio_warn"]:
+        text += f", {depth.lowest:.2g} for the least-fed of the earliest layers"
     return Problem(Status.PASS, text, evidence)
 
 
@@ -298,6 +310,8 @@ def _finding(
         "no_gradient": sum(p.requires_grad and p.gradient_step is None for p in probe.params),
         "not_in_optimizer": sum(p.requires_grad and not p.in_optimizer for p in probe.params),
         "depth_ratio": depth.ratio if depth else None,
+        "depth_ratio_highest": depth.highest if depth else None,
+        "depth_ratio_lowest": depth.lowest if depth else None,
         "gradient_scale_min": scale.low if scale else None,
         "gradient_scale_max": scale.high if scale else None,
         "output_gradient": scale.output_gradient if scale else None,
