@@ -1,9 +1,8 @@
 """What one sample costs: the floating-point operations of an eval-mode forward pass, counted by
 torch's own FlopCounterMode on two samples and shared by every check that sizes its work by
-compute (the overfit run's batch, the short run's and label_signal's step counts, lr_range's
-batch). Input size alone misjudges it: a ViT-Tiny
-on 32x32 images reads 3,072 values per sample and spends 0.7 GFLOP on them, ten times a
-ResNet-18 on the same images.
+compute (the overfit run's and the gradient step's batches, the short run's and label_signal's
+step counts, lr_range's batch). Input size alone misjudges it: a ViT-Tiny on 32x32 images reads
+3,072 values per sample and spends 0.7 GFLOP on them, ten times a ResNet-18 on the same images.
 """
 
 from __future__ import annotations
@@ -35,7 +34,7 @@ def forward_flops_per_sample(ctx: Context) -> float:
 def samples_within_flops(ctx: Context, flops: float, most: int, least: int = 16) -> int:
     """How many samples keep one forward pass within about ``flops``, between ``least`` and ``most``:
     compute-heavy models get smaller batches."""
-    per_sample = ctx.shared(forward_flops_per_sample)
+    per_sample = max(1.0, ctx.shared(forward_flops_per_sample))
     return max(least, min(most, int(flops // per_sample)))
 
 

@@ -27,8 +27,8 @@ from torch import nn
 
 from nndoctor import curves, tokens
 from nndoctor.context import Context
-from nndoctor.probes import cost
 from nndoctor.loading import Subject
+from nndoctor.probes import cost
 from nndoctor.training import Curve, fit, make_optimizer, without_regularization
 
 PHASE = "overfit_small_batch training"
